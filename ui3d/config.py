@@ -1,0 +1,277 @@
+"""Experiment configs: YAML + `key=value` overrides, checked against the `Config` dataclasses of registered parts.
+
+A config names its parts threestudio-style, `<part>_type: name` beside a `<part>:` block; every block whose part
+is registered is checked against that class's `Config`, so a misspelt key fails before anything runs, with the
+file and line (or the command line) it came from and the closest valid key. Parsing writes nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ui3d.registry import find, is_registered
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+SHORTHANDS = {"prompt": "system.prompt_processor.prompt"}
+"""CLI shorthands a user types for long dotted keys (the other shorthands are top-level keys already)."""
+
+
+class ConfigError(ValueError):
+    """A config that cannot run: the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class TrainerConfig:
+    """How a stage is stepped (the subset of Lightning's Trainer arguments a run needs)."""
+
+    max_steps: int = 1000
+    """Optimisation steps of the stage."""
+    val_check_interval: int = 200
+    """Steps between validation renders."""
+    checkpoint_every: int = 200
+    """Steps between checkpoints (the last step always writes one)."""
+    log_every_n_steps: int = 10
+    """Steps between scalar logs."""
+    accelerator: str = "auto"
+    """`cpu`, `gpu` or `auto`."""
+    devices: int = 1
+    """Processes per node (DDP when > 1)."""
+    num_nodes: int = 1
+    """Nodes for DDP."""
+    precision: str = "32"
+    """Lightning precision string: `32`, `16-mixed`, `bf16-mixed`."""
+
+
+@dataclass
+class StageConfig:
+    """One stage of a multi-stage run: overrides merged onto the run's `system` and `trainer`."""
+
+    system_type: str = ""
+    """The stage's system; empty keeps the run's `system_type`."""
+    system: dict = field(default_factory=dict)
+    """Overrides merged onto the run's `system` block."""
+    data: dict = field(default_factory=dict)
+    """Overrides merged onto the run's `data` block (e.g. a stage's resolution)."""
+    trainer: dict = field(default_factory=dict)
+    """Overrides merged onto the run's `trainer` block."""
+    convert_from: Optional[str] = None
+    """Earlier stage whose last checkpoint initialises this one (threestudio's `geometry_convert_from`)."""
+
+
+@dataclass
+class ExperimentConfig:
+    """A run: who it is (`name`, `tag`), how it is seeded, what it trains and in which stages."""
+
+    name: str = "default"
+    """Run family; runs go to `<exp_root_dir>/<name>/<tag>@<timestamp>/`."""
+    description: str = ""
+    """Free text shown by `--dry-run`."""
+    tag: str = ""
+    """Run label; empty means the prompt with spaces as underscores (threestudio)."""
+    seed: int = 0
+    """Seed of every random generator."""
+    exp_root_dir: str = "outputs"
+    """Where run directories are made."""
+    use_timestamp: bool = True
+    """Append `@YYYYmmdd-HHMMSS` to the run directory."""
+    steps: Optional[int] = None
+    """Caps `trainer.max_steps` of every stage (quick runs)."""
+    resume: Optional[str] = None
+    """A run directory or checkpoint to resume, or `LAST` for the newest run of this name and tag."""
+    system_type: str = ""
+    """The registered system that trains."""
+    system: dict = field(default_factory=dict)
+    """The system's block, checked against its `Config`."""
+    data_type: str = ""
+    """The registered camera/data module."""
+    data: dict = field(default_factory=dict)
+    """The data module's block, checked against its `Config`."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Stepping of every stage (stages may override)."""
+    stages: dict = field(default_factory=dict)
+    """Ordered `name: StageConfig`; empty means one stage named `main`."""
+
+
+@dataclass
+class Resolved:
+    """A checked config plus the names of parts it uses that are not registered (their blocks went unchecked)."""
+
+    cfg: DictConfig
+    unchecked: list[str]
+
+
+class _Locator:
+    """Says where a dotted key came from: the command line or `file:line`."""
+
+    def __init__(self, path: Path, cli_keys: set[str]):
+        self.path, self.cli_keys, self.lines = path, cli_keys, {}
+        self._index(yaml.compose(path.read_text()), "")
+
+    def _index(self, node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                dotted = f"{prefix}{key_node.value}"
+                self.lines[dotted] = key_node.start_mark.line + 1
+                self._index(value_node, dotted + ".")
+
+    def __call__(self, dotted: str) -> str:
+        parts = dotted.split(".")
+        for n in range(len(parts), 0, -1):
+            if ".".join(parts[:n]) in self.cli_keys:
+                return "on the command line"
+        for candidate in (dotted, re.sub(r"^stages\.[^.]+\.", "", dotted)):
+            if candidate in self.lines:
+                return f"in {self.path}:{self.lines[candidate]}"
+        return f"in {self.path}"
+
+
+def _field_types(schema: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(schema)
+    return {f.name: hints[f.name] for f in dataclasses.fields(schema)}
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) is typing.Union and len(args) == 1 else tp
+
+
+def _unknown_key(key: str, where: str, valid: list[str], locate: _Locator) -> ConfigError:
+    dotted = f"{where}.{key}" if where else key
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    block = f"'{where}'" if where else "the top level"
+    return ConfigError(
+        f"unknown config key '{dotted}' {locate(dotted)}.{hint}\n  valid keys of {block}: {', '.join(sorted(valid))}"
+    )
+
+
+def check_block(schema: type, block: dict, where: str, locate: _Locator) -> list[str]:
+    """Check `block` against dataclass `schema` (keys, then types); return notes on parts that are not registered."""
+    types = _field_types(schema)
+    unchecked: list[str] = []
+    for key, value in block.items():
+        if key not in types:
+            raise _unknown_key(key, where, list(types), locate)
+        tp = _unwrap_optional(types[key])
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            unchecked += check_block(tp, value, f"{where}.{key}" if where else key, locate)
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), block)
+    except OmegaConfBaseException as err:
+        key = f"{where}.{err.full_key}" if where else str(err.full_key)
+        raise ConfigError(f"bad value for '{key}' {locate(key)}: {str(err.msg).splitlines()[0]}") from None
+    return unchecked + check_parts(block, where, locate)
+
+
+def check_parts(block: dict, where: str, locate: _Locator) -> list[str]:
+    """Check every `<part>_type` + `<part>` pair inside `block` against the registered part's `Config`."""
+    unchecked: list[str] = []
+    for key, name in block.items():
+        if not (key.endswith("_type") and isinstance(name, str) and name):
+            continue
+        part = key[: -len("_type")]
+        sub = block.get(part) or {}
+        dotted = f"{where}.{part}" if where else part
+        if is_registered(name):
+            unchecked += check_block(find(name).Config, sub, dotted, locate)
+        else:
+            unchecked.append(name)
+            unchecked += check_parts(sub, dotted, locate) if isinstance(sub, dict) else []
+    return unchecked
+
+
+def config_path(name: str) -> Path:
+    """A config file from a name under `configs/` or a path; a miss lists the configs that exist."""
+    for candidate in (Path(name), CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    available = sorted(str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.rglob("*.yaml"))
+    raise ConfigError(f"no config '{name}' (looked in . and {CONFIG_DIR}).\n  available: {', '.join(available)}")
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, str]:
+    """`key=value` strings (shorthands expanded) as a dotted-key dict."""
+    parsed = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not key=value (e.g. prompt=\"a vase\" or trainer.max_steps=100)")
+        parsed[SHORTHANDS.get(key, key)] = value
+    return parsed
+
+
+def load_config(name: str, overrides: list[str] = ()) -> Resolved:
+    """Load a config, apply overrides, resolve interpolations and check every key; writes nothing."""
+    path = config_path(name)
+    cli = parse_overrides(list(overrides))
+    try:
+        raw = OmegaConf.load(path)
+        merged = OmegaConf.merge(raw, OmegaConf.from_dotlist([f"{k}={v}" for k, v in cli.items()]))
+        container = OmegaConf.to_container(merged, resolve=True)
+    except (OmegaConfBaseException, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config {path}: {err}") from None
+    if not isinstance(container, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys to values")
+    locate = _Locator(path, set(cli))
+    unchecked = check_block(ExperimentConfig, container, "", locate)
+    for stage_name in container.get("stages") or {}:
+        unchecked += _check_stage(container, stage_name, locate)
+    cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), container)
+    return Resolved(cfg, sorted(set(unchecked)))
+
+
+def _check_stage(container: dict, stage_name: str, locate: _Locator) -> list[str]:
+    where = f"stages.{stage_name}"
+    stage = container["stages"][stage_name] or {}
+    unchecked = check_block(StageConfig, stage, where, locate)
+    check_block(TrainerConfig, stage.get("trainer") or {}, f"{where}.trainer", locate)
+    effective = stage_block(OmegaConf.create(container), stage_name)
+    sub = OmegaConf.to_container(OmegaConf.masked_copy(effective, ["system_type", "system", "data_type", "data"]))
+    return unchecked + check_parts(sub, where, locate)
+
+
+def stage_names(cfg: DictConfig) -> list[str]:
+    """The stages in run order (`main` when the config lists none)."""
+    return list(cfg.stages) if cfg.stages else ["main"]
+
+
+def stage_block(cfg: DictConfig, stage_name: str) -> DictConfig:
+    """The effective config of one stage: run-level `system`/`trainer` merged with the stage's overrides."""
+    if stage_name == "main" and not cfg.stages:
+        effective = OmegaConf.masked_copy(cfg, ["system_type", "system", "data_type", "data", "trainer"])
+        effective.convert_from = None
+    else:
+        if stage_name not in cfg.stages:
+            raise ConfigError(f"no stage '{stage_name}'; this config has: {', '.join(stage_names(cfg))}")
+        stage = cfg.stages[stage_name] or {}
+        effective = OmegaConf.create(
+            {
+                "system_type": stage.get("system_type") or cfg.system_type,
+                "system": OmegaConf.merge(cfg.system, stage.get("system") or {}),
+                "data_type": cfg.data_type,
+                "data": OmegaConf.merge(cfg.data, stage.get("data") or {}),
+                "trainer": OmegaConf.merge(cfg.trainer, stage.get("trainer") or {}),
+                "convert_from": stage.get("convert_from"),
+            }
+        )
+    if cfg.get("steps") is not None:
+        effective.trainer.max_steps = min(int(effective.trainer.max_steps), int(cfg.steps))
+    return effective
+
+
+def run_tag(cfg: DictConfig) -> str:
+    """`tag`, or the prompt with spaces as underscores, or `default`."""
+    if cfg.tag:
+        return str(cfg.tag)
+    prompt = OmegaConf.select(cfg, SHORTHANDS["prompt"], default="") or ""
+    slug = re.sub(r"[^\w.,-]+", "_", str(prompt).strip()).strip("_")
+    return slug or "default"

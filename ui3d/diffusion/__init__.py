@@ -1,0 +1,1 @@
+"""Diffusion math shared by every pipeline: noise schedules and the one denoiser convention."""

@@ -1,0 +1,183 @@
+"""The distillation loss family, one signature (DESIGN §3.2–3.3), shared by 2D distillation and 3D guidance.
+
+Every generator loss is called as
+
+    loss_fn(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, *, logit=None, divergence=..., weight=None, **options)
+
+with x0 = G_θ(z) (or a render) carrying the gradient, x_t = alpha_t x0 + sigma_t eps built from it, and the
+denoisers D_q (teacher, CFG already applied) and D_p (fake score) evaluated at x_t by networks whose parameters
+are frozen for this step; `logit` is the discriminator's at x_t (r = q_t / p_θ,t = exp(logit)). Per-sample
+losses are multiplied by `weight` (a detached [B] tensor or float) and averaged over the batch. Each returns
+`(loss, stats)`. Natural units (what `weight = 1` means) are given per function; `exact_units` converts to the
+score units of the divergence itself (DESIGN §3.2).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ui3d.diffusion.denoiser import expand_like
+from ui3d.divergences import get as get_divergence
+
+Stats = dict[str, Tensor]
+
+
+def per_sample_sum(x: Tensor) -> Tensor:
+    """Sum over all but the batch dimension."""
+    return x.flatten(1).sum(1)
+
+
+def ratio_from_logit(logit: Tensor, clamp: float | None = 10.0) -> Tensor:
+    """r = exp(logit): a BCE discriminator's logit is log(q/p) at its optimum (clamped for stability)."""
+    return torch.exp(logit.clamp(-clamp, clamp) if clamp else logit)
+
+
+def _weighted_mean(per_sample: Tensor, weight) -> Tensor:
+    return (per_sample * (1.0 if weight is None else weight)).mean()
+
+
+def _target_loss(x: Tensor, grad: Tensor) -> Tensor:
+    """½‖x − SG(x − grad)‖² per sample: its gradient with respect to x is exactly `grad`."""
+    return 0.5 * per_sample_sum((x - (x - grad).detach()) ** 2)
+
+
+def sds(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake=None, *, weight=None, **_) -> tuple[Tensor, Stats]:
+    """Score Distillation Sampling (DreamFusion): gradient w(t)(eps_q - eps) on x0, eps units."""
+    grad = expand_like(alpha_t, x0) * (x0 - d_teacher).detach() / expand_like(sigma_t, x0)
+    grad = grad * expand_like(1.0 if weight is None else weight, x0)
+    return _target_loss(x0, grad).mean(), {"grad_norm": per_sample_sum(grad**2).sqrt().mean()}
+
+
+def vsd(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, *, weight=None, **_) -> tuple[Tensor, Stats]:
+    """Variational Score Distillation (ProlificDreamer): gradient w(t)(eps_q - eps_p) on x0, eps units."""
+    grad = expand_like(alpha_t, x0) * (d_fake - d_teacher).detach() / expand_like(sigma_t, x0)
+    grad = grad * expand_like(1.0 if weight is None else weight, x0)
+    return _target_loss(x0, grad).mean(), {"grad_norm": per_sample_sum(grad**2).sqrt().mean()}
+
+
+def dmd(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, *, weight=None, **_) -> tuple[Tensor, Stats]:
+    """Distribution Matching Distillation: gradient (D_p − D_q) on x0, denoiser units.
+
+    DMD's own normaliser 1/mean|x0 − D_q| is the `normalized` weighting; with `exact_units` it is Diff-Instruct,
+    the gradient of KL(p_θ,t || q_t).
+    """
+    grad = (d_fake - d_teacher).detach() * expand_like(1.0 if weight is None else weight, x0)
+    return _target_loss(x0, grad).mean(), {"grad_norm": per_sample_sum(grad**2).sqrt().mean()}
+
+
+def diff_instruct(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, *, weight=None, **_) -> tuple[Tensor, Stats]:
+    """Diff-Instruct: loss SG(s_p − s_q)·x_t, score units (= `dmd` times alpha²/sigma²)."""
+    w = alpha_t**2 / sigma_t**2 * (1.0 if weight is None else weight)
+    return dmd(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, weight=w)
+
+
+def normalize_ratio(r: Tensor, t: Tensor | None, n_bins: int = 10) -> Tensor:
+    """f-distill's first normalisation: r divided by its batch mean inside each of `n_bins` bins of t ∈ [0, 1]."""
+    if t is None:
+        return r / r.mean()
+    bins = (t.detach().flatten() * n_bins).long().clamp(0, n_bins - 1)
+    sums = torch.zeros(n_bins, dtype=r.dtype, device=r.device).scatter_add(0, bins, r)
+    counts = torch.zeros(n_bins, dtype=r.dtype, device=r.device).scatter_add(0, bins, torch.ones_like(r))
+    return r / (sums / counts.clamp(min=1))[bins]
+
+
+def f_distill(
+    x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, *, logit, divergence="js", weight=None, t=None,
+    normalize=True, n_time_bins=10, ratio_clip=(0.1, 20.0), logit_clamp=10.0, **_,
+) -> tuple[Tensor, Stats]:
+    """f-distill (Xu et al. 2025, Eq. 4): the DMD gradient weighted by h(r), denoiser units.
+
+    With `normalize`, r is divided by its mean in each time bin (t ∈ [0, 1]) and clipped to `ratio_clip`, then
+    h(r) by its batch mean. Without it and with `exact_units`, the gradient is that of D_f(q_t || p_θ,t).
+    """
+    div = get_divergence(divergence)
+    r = ratio_from_logit(logit.detach(), logit_clamp)
+    if normalize:
+        r = normalize_ratio(r, t, n_time_bins).clamp(*ratio_clip)
+    h = div.h(r)
+    h = h / h.mean() if normalize else h
+    w = h if weight is None else h * weight
+    loss, stats = dmd(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, weight=w)
+    return loss, {**stats, "r": r.mean(), "h": h.mean()}
+
+
+def sid(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, *, alpha=1.2, weight=None, **_) -> tuple[Tensor, Stats]:
+    """Score identity Distillation (Zhou et al. 2024): (D_q − D_p)·[(D_q − x0) − α(D_q − D_p)], denoiser units.
+
+    α = 1.2 is SiD, α = 1 is SIM's L2 form. Gradients flow through the networks' inputs (x_t) and x0; SiD's
+    normaliser 1/mean|x0 − D_q| is the `normalized` weighting.
+    """
+    diff = d_teacher - d_fake
+    per_sample = per_sample_sum(diff * ((d_teacher - x0) - alpha * diff))
+    return _weighted_mean(per_sample, weight), {"delta2": per_sample_sum(diff**2).mean().detach()}
+
+
+def uniinstruct(
+    x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, *, logit, divergence="fkl", form="exact", detach_ratio=False,
+    table5=False, lambda_sim=1.0, lambda_di=1.0, logit_clamp=10.0, weight=None, **_,
+) -> tuple[Tensor, Stats]:
+    """Uni-Instruct's per-time loss in denoiser units (score units are alpha²/sigma⁴ times these).
+
+    `form="exact"` (DESIGN §3.2; its θ-gradient equals ∇_θ J_t, J_t = E_p[h(r)‖s_q − s_p‖²]):
+        L = (h − r h')(r) ‖δ‖² − 2 h(r) δ·(c − s_p),  δ = s_q − s_p,  c − s_p from x0 and D_p;
+    gradients flow through r's input unless `detach_ratio`, which adds the DI-type term x_t · SG(v),
+        v = −[C2 ‖δ‖² + 2 r h' δ·(c − s_p)] δ.
+    `form="paper"`: Eq. 3.5–3.6 as written, −[λ_SIM SG(C1) δ·(s_p − c) + λ_DI SG(C2 ‖δ‖² δ)·x_t]; `table5`
+    uses the paper's Table 5 C1 values (wrong for rkl and jkl) to reproduce it.
+    """
+    div = get_divergence(divergence, table5=table5 and form == "paper")
+    delta = d_teacher - d_fake  # δ = s_q − s_p in denoiser units
+    c_minus_sp = x0 - d_fake  # c − s_p = alpha (x0 − D_p)/sigma², as x_t − sigma eps = alpha x0
+    unit = expand_like(alpha_t / sigma_t**2, x0)  # v is cubic in δ: x_t·v_score = alpha³/sigma⁶ x_t·v, over alpha²/sigma⁴
+    r = ratio_from_logit(logit.detach() if detach_ratio or form == "paper" else logit, logit_clamp)
+    dd, dc = per_sample_sum(delta**2), per_sample_sum(delta * c_minus_sp)
+    if form == "exact":
+        h, rh1 = div.h(r), div.h_prime_r(r)
+        per_sample = (h - rh1) * dd - 2 * h * dc
+        if detach_ratio:
+            v = -expand_like(div.c2(r) * dd + 2 * rh1 * dc, x0) * delta
+            per_sample = per_sample + per_sample_sum(x_t * (v * unit).detach())
+    elif form == "paper":
+        di = expand_like(div.c2(r) * dd, x0) * delta
+        per_sample = lambda_sim * div.c1(r) * dc - lambda_di * per_sample_sum(x_t * (di * unit).detach())
+    else:
+        raise ValueError(f"unknown Uni-Instruct form '{form}'; expected 'exact' or 'paper'")
+    stats = {"r": r.mean().detach(), "h": div.h(r).mean().detach(), "delta2": dd.mean().detach()}
+    return _weighted_mean(per_sample, weight), stats
+
+
+def gan_discriminator(logit_real: Tensor, logit_fake: Tensor) -> tuple[Tensor, Stats]:
+    """BCE discriminator loss softplus(−logit_real) + softplus(logit_fake); its optimum has logit = log(q/p)."""
+    loss = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
+    return loss, {"logit_real": logit_real.mean().detach(), "logit_fake": logit_fake.mean().detach()}
+
+
+def gan_generator(logit_fake: Tensor) -> tuple[Tensor, Stats]:
+    """Non-saturating generator loss softplus(−logit_fake)."""
+    return F.softplus(-logit_fake).mean(), {}
+
+
+def dsm(d_fake: Tensor, x0: Tensor, weight=None) -> tuple[Tensor, Stats]:
+    """Denoising score matching for the fake score: w ‖D_p(x_t) − SG(x0)‖² (x_t built from the detached x0)."""
+    return _weighted_mean(per_sample_sum((d_fake - x0.detach()) ** 2), weight), {}
+
+
+GENERATOR_LOSSES = {
+    "sds": sds, "vsd": vsd, "dmd": dmd, "diff-instruct": diff_instruct, "f-distill": f_distill, "sid": sid,
+    "uniinstruct": uniinstruct,
+}
+"""Every generator loss by name; all share the signature above."""
+
+
+def exact_units(method: str, alpha_t, sigma_t):
+    """Factor turning a method's natural units into the score units of its divergence (DESIGN §3.2)."""
+    if method in ("uniinstruct", "sid"):
+        return alpha_t**2 / sigma_t**4
+    if method in ("dmd", "f-distill"):
+        return alpha_t**2 / sigma_t**2
+    if method in ("sds", "vsd"):
+        return alpha_t / sigma_t
+    if method == "diff-instruct":
+        return 1.0
+    raise KeyError(f"unknown method '{method}'; expected one of {', '.join(GENERATOR_LOSSES)}")

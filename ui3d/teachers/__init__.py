@@ -1,0 +1,1 @@
+"""Teachers: loaders for diffusers folders, the embedded teacher, analytic teachers."""
