@@ -124,9 +124,8 @@ class _Locator:
                 self._index(value_node, dotted + ".")
 
     def __call__(self, dotted: str) -> str:
-        parts = dotted.split(".")
-        for n in range(len(parts), 0, -1):
-            if ".".join(parts[:n]) in self.cli_keys:
+        for key in self.cli_keys:
+            if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
                 return "on the command line"
         for candidate in (dotted, re.sub(r"^stages\.[^.]+\.", "", dotted)):
             if candidate in self.lines:
@@ -223,18 +222,17 @@ def load_config(name: str, overrides: list[str] = ()) -> Resolved:
         raise ConfigError(f"config {path} must be a mapping of keys to values")
     locate = _Locator(path, set(cli))
     unchecked = check_block(ExperimentConfig, container, "", locate)
-    for stage_name in container.get("stages") or {}:
-        unchecked += _check_stage(container, stage_name, locate)
     cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), container)
+    for stage_name in container.get("stages") or {}:
+        unchecked += _check_stage(cfg, container["stages"][stage_name] or {}, stage_name, locate)
     return Resolved(cfg, sorted(set(unchecked)))
 
 
-def _check_stage(container: dict, stage_name: str, locate: _Locator) -> list[str]:
+def _check_stage(cfg: DictConfig, stage: dict, stage_name: str, locate: _Locator) -> list[str]:
     where = f"stages.{stage_name}"
-    stage = container["stages"][stage_name] or {}
     unchecked = check_block(StageConfig, stage, where, locate)
     check_block(TrainerConfig, stage.get("trainer") or {}, f"{where}.trainer", locate)
-    effective = stage_block(OmegaConf.create(container), stage_name)
+    effective = stage_block(cfg, stage_name)
     sub = OmegaConf.to_container(OmegaConf.masked_copy(effective, ["system_type", "system", "data_type", "data"]))
     return unchecked + check_parts(sub, where, locate)
 

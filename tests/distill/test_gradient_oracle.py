@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from tests.distill.oracle import (
+from ui3d.distill.oracle import (
     SIGMAS, TEACHER, alpha_sigma, d_f, finite_difference, quadrature_batch, rel_err, student, surrogate_gradient, j_t,
 )
 from ui3d import divergences

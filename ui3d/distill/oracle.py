@@ -1,4 +1,4 @@
-"""Analytic oracle problems for the loss tests: Gaussian student p_θ, θ = (mean, std), Gaussian-mixture teacher,
+"""Analytic oracle problems for the losses: Gaussian student p_θ, θ = (mean, std), Gaussian-mixture teacher,
 both noised in closed form, so scores and r are exact; J_t and D_f by quadrature, expectations over (z, eps) by
 tensor-product Gauss-Hermite quadrature (deterministic: relative errors far below 1e-3)."""
 from __future__ import annotations

@@ -1,0 +1,133 @@
+"""The loss family recovers the methods it unifies (DESIGN §3.3), on random tensors shaped like images."""
+import pytest
+import torch
+
+from ui3d.distill import losses
+
+
+def batch(seed=0, b=4, shape=(3, 8, 8)):
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(b, *shape, generator=g, dtype=torch.float64, requires_grad=True)
+    alpha = torch.rand(b, generator=g, dtype=torch.float64) * 0.8 + 0.1
+    sigma = (1 - alpha**2).sqrt()
+    eps = torch.randn(b, *shape, generator=g, dtype=torch.float64)
+    x_t = alpha[:, None, None, None] * x0 + sigma[:, None, None, None] * eps
+    # denoisers "evaluated at x_t": smooth functions of x_t so gradients flow through the networks' inputs
+    w_q, w_p = (torch.randn(*shape, generator=g, dtype=torch.float64) * 0.3 for _ in range(2))
+    d_teacher, d_fake = torch.tanh(x_t + w_q), 0.8 * torch.tanh(x_t - w_p)
+    logit = (x_t**2).flatten(1).mean(1) - 1.0 + torch.randn(b, generator=g, dtype=torch.float64) * 0.1
+    return dict(x0=x0, x_t=x_t, alpha_t=alpha, sigma_t=sigma, d_teacher=d_teacher, d_fake=d_fake, logit=logit)
+
+
+def grad_of(loss_fn, inputs, **options):
+    loss, _ = loss_fn(**inputs, **options)
+    (grad,) = torch.autograd.grad(loss, inputs["x0"], retain_graph=True)
+    return loss.detach(), grad
+
+
+def test_uniinstruct_rkl_is_sid_with_alpha_half():
+    """h ≡ 1: ‖δ‖² − 2δ·(c − s_p) = 2 × SiD(α = ½), in value and in gradient."""
+    inputs = batch()
+    norm = 1 / (inputs["x0"] - inputs["d_teacher"]).abs().flatten(1).mean(1).detach()
+    for form in ("exact",):
+        ui = grad_of(losses.uniinstruct, inputs, divergence="rkl", form=form, weight=norm)
+        sid = grad_of(losses.sid, inputs, alpha=0.5, weight=norm)
+        torch.testing.assert_close(ui[0], 2 * sid[0])
+        torch.testing.assert_close(ui[1], 2 * sid[1])
+
+
+def test_f_distill_with_constant_h_is_dmd():
+    inputs = batch(1)
+    norm = 1 / (inputs["x0"] - inputs["d_teacher"]).abs().flatten(1).mean(1).detach()
+    t = torch.rand(4, dtype=torch.float64)
+    f = grad_of(losses.f_distill, inputs, divergence="rkl", weight=norm, t=t)
+    d = grad_of(losses.dmd, inputs, weight=norm)
+    torch.testing.assert_close(f, d)
+
+
+def test_f_distill_weights_the_dmd_gradient_by_h_of_r():
+    inputs = batch(2)
+    _, g_f = grad_of(losses.f_distill, inputs, divergence="fkl", normalize=False)
+    _, g_d = grad_of(losses.dmd, inputs)
+    r = torch.exp(inputs["logit"])
+    torch.testing.assert_close(g_f, r[:, None, None, None] * g_d)
+
+
+def test_chi2_paper_form_is_only_the_di_term():
+    """C1 ≡ 0 for χ²: the paper's loss is its DI-type term alone; for the KL family C2 ≡ 0 leaves SIM alone."""
+    inputs = batch(3)
+    full = grad_of(losses.uniinstruct, inputs, divergence="chi2", form="paper")
+    di_only = grad_of(losses.uniinstruct, inputs, divergence="chi2", form="paper", lambda_sim=0.0)
+    assert full[1].abs().max() > 0
+    torch.testing.assert_close(full, di_only)
+    for name in ("fkl", "rkl", "jkl"):
+        full = grad_of(losses.uniinstruct, inputs, divergence=name, form="paper")
+        sim_only = grad_of(losses.uniinstruct, inputs, divergence=name, form="paper", lambda_di=0.0)
+        torch.testing.assert_close(full, sim_only)
+
+
+def test_exact_form_gradient_flows_through_the_ratio_unless_detached():
+    inputs = batch(4)
+    logit = inputs["logit"].detach().requires_grad_(True)
+    loss, _ = losses.uniinstruct(**{**inputs, "logit": logit}, divergence="js")
+    assert torch.autograd.grad(loss, logit, retain_graph=True)[0].abs().sum() > 0
+    loss, _ = losses.uniinstruct(**{**inputs, "logit": logit}, divergence="js", detach_ratio=True)
+    assert torch.autograd.grad(loss, logit, retain_graph=True, allow_unused=True)[0] is None
+
+
+@pytest.mark.parametrize("method", ["sds", "vsd", "dmd"])
+def test_detached_target_losses_put_exactly_their_gradient_on_x0(method):
+    inputs = batch(5)
+    a, s = inputs["alpha_t"][:, None, None, None], inputs["sigma_t"][:, None, None, None]
+    expected = {
+        "sds": a * (inputs["x0"] - inputs["d_teacher"]) / s,  # = eps_q − eps
+        "vsd": a * (inputs["d_fake"] - inputs["d_teacher"]) / s,  # = eps_q − eps_p
+        "dmd": inputs["d_fake"] - inputs["d_teacher"],
+    }[method]
+    _, grad = grad_of(losses.GENERATOR_LOSSES[method], inputs)
+    torch.testing.assert_close(grad, expected.detach() / 4)  # mean over a batch of 4
+
+
+def test_sds_eps_units_match_the_noise_residual():
+    inputs = batch(6)
+    eps = (inputs["x_t"] - inputs["alpha_t"][:, None, None, None] * inputs["x0"]) / inputs["sigma_t"][:, None, None, None]
+    eps_q = (inputs["x_t"] - inputs["alpha_t"][:, None, None, None] * inputs["d_teacher"]) / inputs["sigma_t"][:, None, None, None]
+    _, grad = grad_of(losses.sds, inputs)
+    torch.testing.assert_close(grad, (eps_q - eps).detach() / 4)
+
+
+def test_normalize_ratio_makes_each_time_bin_mean_one():
+    r = torch.tensor([1.0, 3.0, 10.0, 30.0, 2.0], dtype=torch.float64)
+    t = torch.tensor([0.05, 0.08, 0.55, 0.51, 0.99], dtype=torch.float64)
+    out = losses.normalize_ratio(r, t, n_bins=10)
+    torch.testing.assert_close(out, torch.tensor([0.5, 1.5, 0.5, 1.5, 1.0], dtype=torch.float64))
+
+
+def test_gan_losses():
+    logit = torch.tensor([0.0, 2.0])
+    d_loss, _ = losses.gan_discriminator(logit, -logit)
+    assert torch.isclose(d_loss, 2 * torch.nn.functional.softplus(-logit).mean())
+    g_loss, _ = losses.gan_generator(logit)
+    assert torch.isclose(g_loss, torch.nn.functional.softplus(-logit).mean())
+
+
+def test_bce_discriminator_optimum_is_log_ratio():
+    """Minimising the BCE loss over a free logit per point gives logit = log(q/p) (Theorem A.1)."""
+    q, p = torch.tensor([0.7, 0.2, 0.1]), torch.tensor([0.2, 0.3, 0.5])
+    logit = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.LBFGS([logit], max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = (q * torch.nn.functional.softplus(-logit) + p * torch.nn.functional.softplus(logit)).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    torch.testing.assert_close(logit.detach(), (q / p).log(), atol=1e-4, rtol=1e-4)
+
+
+def test_dsm_is_minimised_by_the_clean_sample():
+    x0 = torch.randn(2, 3, requires_grad=True)
+    loss, _ = losses.dsm(x0.detach().clone(), x0)
+    assert float(loss) == 0.0

@@ -1,0 +1,1 @@
+"""Benchmark commands: each prints a table and writes it under benchmarks/ (`python -m ui3d.benchmarks.<name>`)."""
