@@ -1,0 +1,68 @@
+"""The one place weights are loaded: diffusers folders (Stable Diffusion, DeepFloyd-style pixel models, the
+embedded teacher), hub ids resolved from the local Hugging Face cache only. Components are built from the
+folder's `model_index.json` classes, so any `UNet2DConditionModel` checkpoint with a text encoder loads."""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import torch
+
+from ui3d.teachers.teacher import DiffusionTeacher
+
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded" / "weights"
+COMPONENTS = ("unet", "scheduler", "text_encoder", "tokenizer", "vae")
+
+
+class TeacherNotFound(FileNotFoundError):
+    """A teacher that is neither a folder nor in the local cache."""
+
+
+def resolve_model_path(name_or_path: str) -> Path:
+    """`embedded` → the shipped teacher; a folder → itself; a hub id → its snapshot in the local HF cache."""
+    if name_or_path in ("embedded", ""):
+        if not (EMBEDDED_DIR / "model_index.json").is_file():
+            raise TeacherNotFound(
+                f"the embedded teacher is missing from {EMBEDDED_DIR}; train it with "
+                "`python -m ui3d.teachers.embedded.train`"
+            )
+        return EMBEDDED_DIR
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name_or_path, local_files_only=True))
+    except Exception as err:  # any miss: not cached, bad id, offline
+        raise TeacherNotFound(
+            f"'{name_or_path}' is neither a folder nor a model in the local Hugging Face cache, and no hub is "
+            f"reached at run time. Download it where there is internet (`huggingface-cli download {name_or_path}`) "
+            f"and copy the cache, or pass the folder's path. ({type(err).__name__})"
+        ) from None
+
+
+def _component_class(library: str, class_name: str):
+    return getattr(importlib.import_module(library), class_name)
+
+
+def load_teacher(name_or_path: str = "embedded", device: str | torch.device = "cpu", dtype=torch.float32,
+                 with_vae: bool = True) -> DiffusionTeacher:
+    """Load a text-conditioned diffusion teacher (eval mode, no gradients on its parameters)."""
+    path = resolve_model_path(name_or_path)
+    index = json.loads((path / "model_index.json").read_text())
+    parts = {}
+    for name in COMPONENTS:
+        spec = index.get(name)
+        if not spec or spec[0] is None or (name == "vae" and not with_vae):
+            continue
+        cls = _component_class(*spec)
+        kwargs = {"torch_dtype": dtype} if name in ("unet", "text_encoder", "vae") else {}
+        parts[name] = cls.from_pretrained(path, subfolder=name, **kwargs)
+    missing = [n for n in ("unet", "scheduler", "text_encoder", "tokenizer") if n not in parts]
+    if missing:
+        raise TeacherNotFound(f"{path} lacks {', '.join(missing)} in model_index.json; not a text-to-image folder")
+    teacher = DiffusionTeacher(name=str(name_or_path), **parts).to(device)
+    teacher.requires_grad_(False)
+    return teacher.eval()

@@ -1,0 +1,112 @@
+"""A text-conditioned diffusion teacher behind one interface, whatever its parameterisation and space.
+
+Stable Diffusion (latent, VAE) and the embedded teacher (pixel space) both come out of `ui3d.teachers.loader`
+as a `DiffusionTeacher`: text in, the denoiser D(x_t, t) ≈ E[x_0 | x_t] out (eps/v converted here, once),
+images in [0, 1] mapped to the teacher's x_0 space and back.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ui3d.diffusion.denoiser import cfg as cfg_combine
+from ui3d.diffusion.denoiser import to_denoised
+from ui3d.diffusion.schedules import VPDiscrete
+
+
+class PromptError(ValueError):
+    """A prompt the teacher cannot read."""
+
+
+class DiffusionTeacher(nn.Module):
+    """UNet + scheduler + text encoder + tokenizer (+ VAE for latent models), frozen by the caller if needed."""
+
+    def __init__(self, unet, scheduler, text_encoder, tokenizer, vae=None, name: str = ""):
+        super().__init__()
+        self.unet, self.text_encoder, self.vae = unet, text_encoder, vae
+        self.scheduler, self.tokenizer, self.name = scheduler, tokenizer, name
+        self.schedule = VPDiscrete.from_scheduler(scheduler)
+        self.prediction_type = scheduler.config.prediction_type
+
+    @property
+    def latent(self) -> bool:
+        return self.vae is not None
+
+    @property
+    def resolution(self) -> int:
+        """Image side the teacher was trained at (pixels)."""
+        scale = 2 ** (len(self.vae.config.block_out_channels) - 1) if self.latent else 1
+        return int(self.unet.config.sample_size) * scale
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def vocabulary(self) -> list[str] | None:
+        """The words a word-level tokenizer knows (None for subword tokenizers, which read anything)."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None or type(backend.model).__name__ != "WordLevel":
+            return None
+        return sorted(w for w in backend.get_vocab() if not w.startswith("["))
+
+    def check_prompts(self, prompts: list[str]) -> None:
+        """Fail before any training on words the teacher does not know, saying what it knows instead."""
+        vocab = self.vocabulary()
+        if vocab is None:
+            return
+        backend = self.tokenizer.backend_tokenizer
+        unknown = sorted({
+            word for p in prompts for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(p))
+            if word not in vocab
+        })
+        if unknown:
+            raise PromptError(
+                f"the teacher '{self.name}' does not know the word(s) {', '.join(repr(w) for w in unknown)}.\n"
+                f"  Its vocabulary: {' '.join(vocab)}\n"
+                "  Use those words (e.g. \"a red striped vase\"), or point the config at a Stable Diffusion folder "
+                "or cached hub id instead: system.guidance.pretrained_model_name_or_path=... and "
+                "system.prompt_processor.pretrained_model_name_or_path=... (see configs/sd/)."
+            )
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> Tensor:
+        """Text embeddings [B, L, C] (the encoder's last hidden state, as Stable Diffusion uses)."""
+        self.check_prompts(prompts)
+        tokens = self.tokenizer(
+            prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
+            return_tensors="pt",
+        )
+        return self.text_encoder(tokens.input_ids.to(self.device))[0]
+
+    def denoise(self, x_t: Tensor, t: Tensor, text_emb: Tensor, **unet_kwargs) -> Tensor:
+        """D(x_t, t) in the one denoiser convention; gradients flow through x_t (and any trainable adapters)."""
+        t = t.to(self.device).expand(x_t.shape[0]) if t.dim() == 0 else t.to(self.device)
+        out = self.unet(x_t.to(self.unet.dtype), t, encoder_hidden_states=text_emb, **unet_kwargs).sample
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        return to_denoised(out.to(x_t.dtype), x_t, alpha.to(x_t), sigma.to(x_t), self.prediction_type)
+
+    def denoise_cfg(self, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, guidance_scale: float) -> Tensor:
+        """Classifier-free guided D, both branches in one batched forward (CFG on the teacher only)."""
+        t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
+        d = self.denoise(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, uncond]))
+        d_cond, d_uncond = d.chunk(2)
+        return cfg_combine(d_cond, d_uncond, guidance_scale)
+
+    def encode_images(self, images: Tensor) -> Tensor:
+        """Images [B, 3, H, W] in [0, 1] → x_0: VAE latents (× scaling factor) at the teacher's resolution, or
+        the resized image in [−1, 1] for pixel models. Differentiable (renders carry gradients)."""
+        size = self.resolution
+        if images.shape[-2:] != (size, size):
+            images = F.interpolate(images, (size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = images * 2 - 1
+        if not self.latent:
+            return x
+        latents = self.vae.encode(x.to(self.vae.dtype)).latent_dist.sample()
+        return (latents * self.vae.config.scaling_factor).to(images.dtype)
+
+    def decode(self, x0: Tensor) -> Tensor:
+        """x_0 → images in [0, 1]."""
+        if self.latent:
+            x0 = self.vae.decode((x0 / self.vae.config.scaling_factor).to(self.vae.dtype)).sample.to(x0.dtype)
+        return ((x0 + 1) / 2).clamp(0, 1)
