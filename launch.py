@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from ui3d.config import ConfigError, load_config, stage_block, stage_names
     from ui3d.registry import RegistryError, find
-    from ui3d.run import make_run_dir, run_dir_for
+    from ui3d.run import find_resume_dir, make_run_dir, run_dir_for
+    from ui3d.teachers.loader import TeacherNotFound
+    from ui3d.teachers.teacher import PromptError
 
     try:
         resolved = load_config(args.config, args.overrides)
@@ -53,13 +55,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# not implemented yet, their blocks unchecked: {', '.join(resolved.unchecked)}")
             return 0
         systems = {name: find(block.system_type) for name, block in blocks.items()}
-    except (ConfigError, RegistryError) as err:
+        for name, system in systems.items():
+            if hasattr(system, "check"):
+                system.check(blocks[name])
+        run_dir = find_resume_dir(cfg)
+    except (ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    run_dir = make_run_dir(cfg)
+    run_dir = run_dir or make_run_dir(cfg)
     print(f"run directory: {run_dir}")
-    for name, system in systems.items():
-        system.run(blocks[name], run_dir / name, cfg)
+    try:
+        for name, system in systems.items():
+            system.run(blocks[name], run_dir / name, cfg)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: continue with  python launch.py --config {args.config} resume={run_dir}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -273,3 +273,25 @@ def run_tag(cfg: DictConfig) -> str:
     prompt = OmegaConf.select(cfg, SHORTHANDS["prompt"], default="") or ""
     slug = re.sub(r"[^\w.,-]+", "_", str(prompt).strip()).strip("_")
     return slug or "default"
+
+
+def parse_structured(schema: type, block: dict | DictConfig | None) -> Any:
+    """`block` as an instance of the dataclass `schema` (threestudio's `parse_structured`): unknown keys and bad
+    types fail with the key's name."""
+    block = OmegaConf.to_container(block, resolve=True) if isinstance(block, DictConfig) else dict(block or {})
+    valid = [f.name for f in dataclasses.fields(schema)]
+    for key in block:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown key '{key}' for {schema.__qualname__}.{hint} Valid: {', '.join(valid)}")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), block))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"bad value for '{err.full_key}' of {schema.__qualname__}: {str(err.msg).splitlines()[0]}") from None
+
+
+def build(type_name: str, block: dict | DictConfig | None, *args, **kwargs) -> Any:
+    """Find the registered class `type_name` and construct it from its parsed `Config` block."""
+    cls = find(type_name)
+    return cls(parse_structured(cls.Config, block), *args, **kwargs)

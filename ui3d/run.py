@@ -23,3 +23,20 @@ def make_run_dir(cfg: DictConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     return run_dir
+
+
+def find_resume_dir(cfg: DictConfig) -> Path | None:
+    """The run directory `resume` names: `LAST` (newest run of this name and tag) or a path; None for a new run."""
+    if not cfg.resume:
+        return None
+    if str(cfg.resume) == "LAST":
+        family = Path(cfg.exp_root_dir) / str(cfg.name)
+        runs = sorted(family.glob(f"{run_tag(cfg)}@*")) + ([family / run_tag(cfg)] if (family / run_tag(cfg)).is_dir() else [])
+        if not runs:
+            raise FileNotFoundError(f"resume=LAST: no earlier run of {family}/{run_tag(cfg)}@* to resume")
+        return max(runs, key=lambda p: p.stat().st_mtime)
+    path = Path(str(cfg.resume))
+    path = path.parent.parent.parent if path.suffix == ".ckpt" else path  # <run>/<stage>/ckpts/last.ckpt
+    if not (path / "config.yaml").is_file():
+        raise FileNotFoundError(f"resume={cfg.resume}: {path} is not a run directory (it has no config.yaml)")
+    return path

@@ -1,53 +1,19 @@
 """One loader for Stable Diffusion folders and the embedded teacher, tested on tiny random models in memory
 (the diffusers dummy-components pattern): nothing is downloaded."""
-import json
-
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, PNDMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from tests.tiny_models import build_tiny_embedded_folder, build_tiny_sd_folder
 from ui3d.diffusion.samplers import ddim
 from ui3d.teachers.embedded import model as embedded
 from ui3d.teachers.loader import TeacherNotFound, load_teacher
 from ui3d.teachers.teacher import PromptError
 
 
-def tiny_clip_tokenizer(tmp_path):
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2, "vase</w>": 3, "red</w>": 4, "!": 5}
-    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
-    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"), model_max_length=8)
-
-
 @pytest.fixture
 def tiny_sd_folder(tmp_path):
     """A Stable-Diffusion-shaped folder: 4-channel latent UNet, 2-block VAE, 2-layer CLIP, PNDM scheduler."""
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=4, norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-    )
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=6, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                        num_attention_heads=2, max_position_embeddings=8, bos_token_id=0,
-                                        eos_token_id=1, pad_token_id=1))
-    folder = tmp_path / "tiny-sd"
-    for name, part in [("unet", unet), ("vae", vae), ("text_encoder", text)]:
-        part.save_pretrained(folder / name)
-    PNDMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(folder / "scheduler")
-    tiny_clip_tokenizer(tmp_path).save_pretrained(folder / "tokenizer")
-    (folder / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"],
-        "safety_checker": [None, None], "feature_extractor": [None, None],
-    }))
-    return folder
+    return build_tiny_sd_folder(tmp_path)
 
 
 def test_stable_diffusion_folder_loads_and_runs(tiny_sd_folder):
@@ -69,11 +35,7 @@ def test_stable_diffusion_folder_loads_and_runs(tiny_sd_folder):
 
 
 def test_embedded_layout_loads_through_the_same_loader(tmp_path):
-    cfg = embedded.EmbeddedTeacherConfig(block_out_channels=(16, 16), text_hidden=16, text_layers=1)
-    tok = embedded.build_tokenizer()
-    embedded.save_teacher(tmp_path / "emb", embedded.build_unet(cfg), embedded.build_scheduler(cfg),
-                          embedded.build_text_encoder(tok, cfg), tok)
-    teacher = load_teacher(str(tmp_path / "emb"))
+    teacher = load_teacher(str(build_tiny_embedded_folder(tmp_path / "emb")))
     assert not teacher.latent and teacher.resolution == 32
     emb = teacher.encode_text(["a red striped vase, side view"])
     samples = ddim(lambda x, t: teacher.denoise(x, t, emb), torch.randn(1, 3, 32, 32), teacher.schedule, steps=3)
@@ -93,11 +55,7 @@ def test_word_level_tokenizer_round_trip(tmp_path):
 
 
 def test_unknown_words_fail_with_the_vocabulary(tmp_path):
-    cfg = embedded.EmbeddedTeacherConfig(block_out_channels=(16, 16), text_hidden=16, text_layers=1)
-    tok = embedded.build_tokenizer()
-    embedded.save_teacher(tmp_path, embedded.build_unet(cfg), embedded.build_scheduler(cfg),
-                          embedded.build_text_encoder(tok, cfg), tok)
-    teacher = load_teacher(str(tmp_path))
+    teacher = load_teacher(str(build_tiny_embedded_folder(tmp_path)))
     with pytest.raises(PromptError) as err:
         teacher.encode_text(["a refined vase with artistic patterns"])
     message = str(err.value)

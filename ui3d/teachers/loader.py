@@ -64,5 +64,14 @@ def load_teacher(name_or_path: str = "embedded", device: str | torch.device = "c
     if missing:
         raise TeacherNotFound(f"{path} lacks {', '.join(missing)} in model_index.json; not a text-to-image folder")
     teacher = DiffusionTeacher(name=str(name_or_path), **parts).to(device)
+    stamps = [f.stat().st_mtime_ns for sub in ("text_encoder", "tokenizer") for f in (path / sub).glob("*")]
+    teacher.fingerprint = f"{path.resolve()}@{max(stamps, default=0)}"  # keys caches of text embeddings etc.
     teacher.requires_grad_(False)
     return teacher.eval()
+
+
+def load_tokenizer(name_or_path: str = "embedded"):
+    """Only the tokenizer (cheap): enough to check prompts before a run starts."""
+    path = resolve_model_path(name_or_path)
+    library, class_name = json.loads((path / "model_index.json").read_text())["tokenizer"]
+    return _component_class(library, class_name).from_pretrained(path, subfolder="tokenizer")

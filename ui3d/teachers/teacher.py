@@ -19,6 +19,32 @@ class PromptError(ValueError):
     """A prompt the teacher cannot read."""
 
 
+def vocabulary(tokenizer) -> list[str] | None:
+    """The words a word-level tokenizer knows (None for subword tokenizers, which read anything)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or type(backend.model).__name__ != "WordLevel":
+        return None
+    return sorted(w for w in backend.get_vocab() if not w.startswith("["))
+
+
+def check_prompts(tokenizer, prompts: list[str], name: str) -> None:
+    """Raise `PromptError` listing the unknown words, the vocabulary, and how to use Stable Diffusion instead."""
+    vocab = vocabulary(tokenizer)
+    if vocab is None:
+        return
+    backend = tokenizer.backend_tokenizer
+    words = {w for p in prompts for w, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(p))}
+    unknown = sorted(words - set(vocab))
+    if unknown:
+        raise PromptError(
+            f"the teacher '{name}' does not know the word(s) {', '.join(repr(w) for w in unknown)}.\n"
+            f"  Its vocabulary: {' '.join(vocab)}\n"
+            "  Use those words (e.g. \"a red striped vase\"), or point the config at a Stable Diffusion folder "
+            "or cached hub id instead: system.guidance.pretrained_model_name_or_path=... and "
+            "system.prompt_processor.pretrained_model_name_or_path=... (see configs/sd/)."
+        )
+
+
 class DiffusionTeacher(nn.Module):
     """UNet + scheduler + text encoder + tokenizer (+ VAE for latent models), frozen by the caller if needed."""
 
@@ -26,6 +52,7 @@ class DiffusionTeacher(nn.Module):
         super().__init__()
         self.unet, self.text_encoder, self.vae = unet, text_encoder, vae
         self.scheduler, self.tokenizer, self.name = scheduler, tokenizer, name
+        self.fingerprint = name  # the loader sets path@mtime, so caches follow retrained weights
         self.schedule = VPDiscrete.from_scheduler(scheduler)
         self.prediction_type = scheduler.config.prediction_type
 
@@ -45,29 +72,11 @@ class DiffusionTeacher(nn.Module):
 
     def vocabulary(self) -> list[str] | None:
         """The words a word-level tokenizer knows (None for subword tokenizers, which read anything)."""
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is None or type(backend.model).__name__ != "WordLevel":
-            return None
-        return sorted(w for w in backend.get_vocab() if not w.startswith("["))
+        return vocabulary(self.tokenizer)
 
     def check_prompts(self, prompts: list[str]) -> None:
         """Fail before any training on words the teacher does not know, saying what it knows instead."""
-        vocab = self.vocabulary()
-        if vocab is None:
-            return
-        backend = self.tokenizer.backend_tokenizer
-        unknown = sorted({
-            word for p in prompts for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(p))
-            if word not in vocab
-        })
-        if unknown:
-            raise PromptError(
-                f"the teacher '{self.name}' does not know the word(s) {', '.join(repr(w) for w in unknown)}.\n"
-                f"  Its vocabulary: {' '.join(vocab)}\n"
-                "  Use those words (e.g. \"a red striped vase\"), or point the config at a Stable Diffusion folder "
-                "or cached hub id instead: system.guidance.pretrained_model_name_or_path=... and "
-                "system.prompt_processor.pretrained_model_name_or_path=... (see configs/sd/)."
-            )
+        check_prompts(self.tokenizer, prompts, self.name)
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> Tensor:

@@ -1,0 +1,42 @@
+"""The shipped embedded teacher and classifier load offline and run fast on CPU."""
+import time
+
+import pytest
+import torch
+
+from ui3d.teachers.embedded.classifier import HEADS, load_classifier
+from ui3d.teachers.embedded.dataset import EmbeddedDataConfig, EmbeddedRenderDataset
+from ui3d.teachers.loader import EMBEDDED_DIR, load_teacher
+
+shipped = pytest.mark.skipif(not (EMBEDDED_DIR / "model_index.json").is_file(), reason="embedded teacher not trained")
+
+
+@shipped
+def test_shipped_teacher_loads_offline_and_is_small():
+    teacher = load_teacher("embedded")
+    assert not teacher.latent and teacher.resolution == 32
+    assert sum(f.stat().st_size for f in EMBEDDED_DIR.rglob("*") if f.is_file()) < 20e6
+    assert all(f.suffix != ".bin" for f in EMBEDDED_DIR.rglob("*"))  # safetensors only
+
+
+@shipped
+def test_teacher_forward_shape_dtype_and_speed():
+    teacher = load_teacher("embedded")
+    emb = teacher.encode_text(["a red striped vase, side view"])
+    x = torch.randn(1, 3, 32, 32)
+    teacher.denoise(x, torch.tensor([500]), emb)  # warm-up
+    start = time.perf_counter()
+    d = teacher.denoise(x, torch.tensor([500]), emb)
+    assert time.perf_counter() - start < 1.0
+    assert d.shape == (1, 3, 32, 32) and d.dtype == torch.float32
+
+
+def test_classifier_names_clean_renders():
+    model = load_classifier()
+    data = EmbeddedRenderDataset(EmbeddedDataConfig(size=40, seed=123), split="test")
+    items = [data[i] for i in range(40)]
+    pred = model.predict(torch.stack([it["image"] for it in items]))
+    assert set(pred) == set(HEADS)
+    accuracy = sum(p == it["category"] for p, it in zip(pred["category"], items)) / len(items)
+    assert accuracy >= 0.8
+    assert model.features(torch.rand(2, 3, 64, 64)).shape == (2, 128)

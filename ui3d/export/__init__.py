@@ -1,0 +1,1 @@
+"""Outputs anyone can open: images, videos, meshes."""

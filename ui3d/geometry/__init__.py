@@ -1,0 +1,1 @@
+"""Scene geometry: the stage-1 implicit volume and its position encodings."""

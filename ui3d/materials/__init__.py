@@ -1,0 +1,1 @@
+"""Materials: turn the geometry's per-sample features into colours (threestudio's `models/materials`)."""

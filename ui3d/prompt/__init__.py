@@ -1,0 +1,1 @@
+"""Prompt processing: view-dependent prompts and cached text embeddings."""

@@ -1,0 +1,85 @@
+"""Prompt processor (threestudio's): view-dependent prompts as DreamFusion builds them, a negative prompt, and
+text embeddings computed once and cached on disk keyed by teacher and prompt."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ui3d import register
+from ui3d.data.cameras import DIRECTIONS, view_direction, view_prompt
+from ui3d.teachers.teacher import DiffusionTeacher
+
+
+@dataclass
+class PromptEmbeds:
+    """Per-view text embeddings for a batch of cameras."""
+
+    cond: Tensor
+    """[B, L, C] embeddings of the view-dependent prompts."""
+    uncond: Tensor
+    """[B, L, C] embeddings of the negative prompt (CFG's unconditional branch)."""
+    prompts: list[str]
+    """The B view-dependent prompts."""
+    directions: list[str]
+    """The B view names (front / side / back / overhead)."""
+
+
+@register("prompt-processor")
+class PromptProcessor:
+    """Turns (elevation, azimuth) into embeddings of "<prompt>, <view> view"."""
+
+    @dataclass
+    class Config:
+        pretrained_model_name_or_path: str = "embedded"
+        """The teacher whose text encoder embeds the prompts (the system loads it once for guidance too)."""
+        prompt: str = "a vase"
+        """The text prompt."""
+        negative_prompt: str = ""
+        """Prompt of CFG's unconditional branch."""
+        view_dependent_prompting: bool = True
+        """Append DreamFusion's ", <view> view" by camera direction."""
+        front_threshold: float = 45.0
+        """|azimuth| below this is the front view (degrees)."""
+        back_threshold: float = 45.0
+        """|azimuth| above 180 minus this is the back view."""
+        overhead_threshold: float = 60.0
+        """Elevation above this is the overhead view."""
+        use_cache: bool = True
+        """Cache embeddings on disk."""
+        cache_dir: str = ".cache/ui3d/text_embeddings"
+        """Where cached embeddings live (keyed by teacher and prompt)."""
+
+    def __init__(self, cfg: "PromptProcessor.Config", teacher: DiffusionTeacher):
+        self.cfg = cfg
+        texts = [self.text_for(d) for d in DIRECTIONS] + [cfg.negative_prompt]
+        teacher.check_prompts(texts)  # unknown words fail here, before any training
+        embeds = [self._embed(teacher, text) for text in texts]
+        self.by_direction = dict(zip(DIRECTIONS, embeds[:-1]))
+        self.uncond = embeds[-1]
+
+    def text_for(self, direction: str) -> str:
+        return view_prompt(self.cfg.prompt, direction) if self.cfg.view_dependent_prompting else self.cfg.prompt
+
+    def _embed(self, teacher: DiffusionTeacher, text: str) -> Tensor:
+        key = hashlib.sha256(f"{teacher.fingerprint}\n{text}".encode()).hexdigest()[:24]
+        path = Path(self.cfg.cache_dir) / f"{key}.pt"
+        if self.cfg.use_cache and path.is_file():
+            return torch.load(path, weights_only=True)
+        emb = teacher.encode_text([text])[0].detach().cpu()
+        if self.cfg.use_cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(emb, path)
+        return emb
+
+    def __call__(self, elevation: Tensor, azimuth: Tensor) -> PromptEmbeds:
+        c = self.cfg
+        directions = view_direction(elevation, azimuth, c.front_threshold, c.back_threshold, c.overhead_threshold)
+        if not c.view_dependent_prompting:
+            directions = ["side"] * len(directions)
+        cond = torch.stack([self.by_direction[d] for d in directions])
+        uncond = self.uncond.expand(len(directions), *self.uncond.shape)
+        return PromptEmbeds(cond, uncond, [self.text_for(d) for d in directions], directions)

@@ -1,0 +1,72 @@
+"""One stage of a run under Lightning: seed, build, fit with checkpoints (resumed when present), test, mark done."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig
+
+from ui3d.config import ConfigError, TrainerConfig, build, parse_structured
+
+
+def loggers(stage_dir: Path) -> list:
+    """CSV always; TensorBoard too where it is installed."""
+    found = [CSVLogger(stage_dir, name="logs", version="")]
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        found.append(TensorBoardLogger(stage_dir, name="tb", version=""))
+    except (ImportError, ModuleNotFoundError):
+        pass
+    return found
+
+
+def make_trainer(cfg: TrainerConfig, stage_dir: Path) -> L.Trainer:
+    ckpt_dir = stage_dir / "ckpts"
+    callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="latest", every_n_train_steps=cfg.checkpoint_every, save_last=True),
+        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="last"),  # Ctrl-C or a crash keeps the current state
+    ]
+    return L.Trainer(
+        max_steps=cfg.max_steps, val_check_interval=cfg.val_check_interval, check_val_every_n_epoch=None,
+        log_every_n_steps=cfg.log_every_n_steps, accelerator=cfg.accelerator, devices=cfg.devices,
+        num_nodes=cfg.num_nodes, precision=cfg.precision, callbacks=callbacks, logger=loggers(stage_dir),
+        default_root_dir=stage_dir, num_sanity_val_steps=0, enable_model_summary=False,
+    )
+
+
+def teacher_name(system_cfg) -> str:
+    """The one teacher of a system: guidance and prompt processor must agree on it."""
+    guidance = system_cfg.guidance.get("pretrained_model_name_or_path", "embedded")
+    prompts = system_cfg.prompt_processor.get("pretrained_model_name_or_path", "embedded")
+    if guidance != prompts:
+        raise ConfigError(
+            f"guidance uses teacher '{guidance}' but prompt_processor uses '{prompts}': set both "
+            "pretrained_model_name_or_path to the same model"
+        )
+    return guidance
+
+
+def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher) -> None:
+    """Fit one stage in `stage_dir` (resuming `ckpts/last.ckpt`), render its test turntable, write `done`."""
+    stage_dir = Path(stage_dir)
+    if (stage_dir / "done").is_file():
+        print(f"{stage_dir.name}: already done, skipped (delete {stage_dir / 'done'} to run it again)")
+        return
+    L.seed_everything(int(experiment.seed), workers=True, verbose=False)
+    trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
+    system_cfg = parse_structured(system_cls.Config, stage.system)
+    system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg)), stage_dir / "save")
+    data = build(stage.data_type, stage.data, trainer_cfg.max_steps)
+    trainer = make_trainer(trainer_cfg, stage_dir)
+    last = stage_dir / "ckpts" / "last.ckpt"
+    start = time.time()
+    trainer.fit(system, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"interrupted; rerun with resume={stage_dir.parent} to continue from {last}")
+    trainer.save_checkpoint(last)
+    trainer.test(system, datamodule=data, verbose=False)
+    (stage_dir / "done").write_text(f"{trainer.global_step} steps, {time.time() - start:.1f} s\n")

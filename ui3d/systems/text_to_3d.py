@@ -1,0 +1,142 @@
+"""The text-to-3D system (Uni-Instruct's Algorithm 2 as a threestudio system): geometry + material + background +
+renderer, driven by a guidance through a prompt processor, stepped by Lightning.
+
+`TextTo3DSystem.run` is what `launch.py` calls for one stage: it loads the teacher once (through the loader),
+builds the parts from their config blocks, trains with checkpoints every `checkpoint_every` steps (a rerun of
+the same run directory resumes from `ckpts/last.ckpt`), renders validation grids, and finishes with a turntable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+
+from ui3d import register
+from ui3d.config import build, parse_structured
+from ui3d.renderers import regularizers
+from ui3d.schedule import scheduled
+from ui3d.export.images import save_grid, save_video
+from ui3d.systems.runner import train_stage
+from ui3d.teachers.loader import load_teacher, load_tokenizer
+from ui3d.teachers.teacher import check_prompts
+
+GUIDANCE_LOSSES = ("sds", "vsd", "uniinstruct", "lora", "disc")
+"""Guidance losses weighted 1 unless the config's `loss:` block gives a `lambda_<name>`."""
+
+
+@dataclass
+class TextTo3DConfig:
+    geometry_type: str = "implicit-volume"
+    geometry: dict = field(default_factory=dict)
+    material_type: str = "diffuse-with-point-light-material"
+    material: dict = field(default_factory=dict)
+    background_type: str = "solid-color-background"
+    background: dict = field(default_factory=dict)
+    renderer_type: str = "nerf-volume-renderer"
+    renderer: dict = field(default_factory=dict)
+    prompt_processor_type: str = "prompt-processor"
+    prompt_processor: dict = field(default_factory=dict)
+    guidance_type: str = "uniinstruct"
+    guidance: dict = field(default_factory=dict)
+    loss: dict = field(default_factory=dict)
+    """`lambda_<name>`: weight (or step schedule) of `loss_<name>`; regularisers `sparsity`, `opaque`, `orient`."""
+    optimizer: dict = field(default_factory=lambda: {"name": "Adam", "lr": 0.01, "betas": [0.9, 0.99], "eps": 1e-15})
+    """torch.optim class `name` and its arguments for the scene's parameters (guidance groups bring their own lr)."""
+
+
+@register("text-to-3d-system")
+class TextTo3DSystem(L.LightningModule):
+    """Renders random views, asks the guidance for its losses, adds the regularisers, steps."""
+
+    Config = TextTo3DConfig
+
+    def __init__(self, cfg: TextTo3DConfig, teacher, save_dir: Path):
+        super().__init__()
+        self.cfg, self.save_dir = cfg, Path(save_dir)
+        self.geometry = build(cfg.geometry_type, cfg.geometry)
+        self.material = build(cfg.material_type, cfg.material)
+        self.background = build(cfg.background_type, cfg.background)
+        self.renderer = build(cfg.renderer_type, cfg.renderer, self.geometry, self.material, self.background)
+        # the teacher is not a submodule: its frozen weights stay out of checkpoints
+        self.prompt_processor = build(cfg.prompt_processor_type, cfg.prompt_processor, teacher)
+        self.guidance = build(cfg.guidance_type, cfg.guidance, teacher)
+
+    # -- checkpoints: the guidance's trainable parts (LoRA, camera embedding, discriminator) ride along
+    def _guidance_parameters(self):
+        for g, group in enumerate(self.guidance.trainable_parameters()):
+            for i, p in enumerate(group["params"]):
+                yield f"{g}.{i}", p
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["guidance"] = {name: p.detach().clone() for name, p in self._guidance_parameters()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("guidance", {})
+        with torch.no_grad():
+            for name, p in self._guidance_parameters():
+                if name in saved:
+                    p.copy_(saved[name])
+
+    def configure_optimizers(self):
+        opt = dict(self.cfg.optimizer)
+        cls = getattr(torch.optim, opt.pop("name"))
+        scene = [p for m in (self.geometry, self.material, self.background) for p in m.parameters() if p.requires_grad]
+        return cls([{"params": scene}, *self.guidance.trainable_parameters()], **opt)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        for part in (self.renderer, self.material, self.guidance):
+            if hasattr(part, "update_step"):
+                part.update_step(self.global_step)
+
+    def lambda_(self, name: str, default: float = 0.0) -> float:
+        return scheduled(self.cfg.loss.get(f"lambda_{name}", default), self.global_step)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.renderer(batch["rays_o"], batch["rays_d"], batch["light_positions"])
+        embeds = self.prompt_processor(batch["elevation"], batch["azimuth"])
+        terms = self.guidance(out["comp_rgb"], embeds, batch["c2w"], self.global_step)
+        terms["loss_sparsity"] = regularizers.sparsity(out["opacity"])
+        terms["loss_opaque"] = regularizers.opacity_entropy(out["opacity"])
+        if "normal" in out:
+            terms["loss_orient"] = regularizers.orientation(out["weights"], out["normal"], out["t_dirs"], out["opacity"])
+        loss = 0.0
+        for key, value in terms.items():
+            if key.startswith("loss_"):
+                name = key[len("loss_"):]
+                weight = self.lambda_(name, 1.0 if name in GUIDANCE_LOSSES else 0.0)
+                loss = loss + weight * value if weight else loss
+            self.log(f"train/{key}", float(value), prog_bar=key == "loss_" + self.cfg.guidance_type)
+        self.log("train/loss", float(loss), prog_bar=True)
+        return loss
+
+    def _render_eval(self, batch: dict) -> dict:
+        with torch.no_grad():
+            return self.renderer(batch["rays_o"], batch["rays_d"], batch["light_positions"])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        out = self._render_eval(batch)
+        save_grid(self.save_dir / f"it{self.global_step}-{batch['index']}.png", out)
+
+    def on_test_epoch_start(self) -> None:
+        self._frames = []
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._frames.append(self._render_eval(batch)["comp_rgb"][0].clamp(0, 1))
+
+    def on_test_epoch_end(self) -> None:
+        save_video(self.save_dir / "turntable", self._frames)
+
+    @classmethod
+    def check(cls, stage: DictConfig) -> None:
+        """Cheap checks before the run directory is made: the prompt's words (the tokenizer alone is loaded)."""
+        system = parse_structured(cls.Config, stage.system)
+        pp = system.prompt_processor
+        name = pp.get("pretrained_model_name_or_path", "embedded")
+        check_prompts(load_tokenizer(name), [pp.get("prompt", ""), pp.get("negative_prompt", "")], name)
+
+    @classmethod
+    def run(cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig) -> None:
+        train_stage(cls, stage, stage_dir, experiment, load_teacher)
