@@ -168,16 +168,20 @@ def check_block(schema: type, block: dict, where: str, locate: _Locator) -> list
     except OmegaConfBaseException as err:
         key = f"{where}.{err.full_key}" if where else str(err.full_key)
         raise ConfigError(f"bad value for '{key}' {locate(key)}: {str(err.msg).splitlines()[0]}") from None
-    return unchecked + check_parts(block, where, locate)
+    return unchecked + check_parts(block, where, locate, set(types))
 
 
-def check_parts(block: dict, where: str, locate: _Locator) -> list[str]:
-    """Check every `<part>_type` + `<part>` pair inside `block` against the registered part's `Config`."""
+def check_parts(block: dict, where: str, locate: _Locator, fields: set[str] = frozenset()) -> list[str]:
+    """Check every `<part>_type` + `<part>` pair inside `block` against the registered part's `Config`.
+
+    `<x>_type` selects a part when a `<x>` block stands beside it or the schema (`fields`) declares one;
+    other `*_type` keys (`normal_type: analytic`) are plain values.
+    """
     unchecked: list[str] = []
     for key, name in block.items():
-        if not (key.endswith("_type") and isinstance(name, str) and name):
-            continue
         part = key[: -len("_type")]
+        if not (key.endswith("_type") and isinstance(name, str) and name and (part in block or part in fields)):
+            continue
         sub = block.get(part) or {}
         dotted = f"{where}.{part}" if where else part
         if is_registered(name):
@@ -237,6 +241,16 @@ def _check_stage(cfg: DictConfig, stage: dict, stage_name: str, locate: _Locator
     return unchecked + check_parts(sub, where, locate)
 
 
+def merge_parts(base: DictConfig, override: DictConfig | dict) -> DictConfig:
+    """Merge a stage's overrides onto a block; where the stage picks another `<part>_type`, its `<part>` block
+    replaces the inherited one instead of merging into it (the new part has other keys)."""
+    merged = OmegaConf.merge(base, override)
+    for key, name in override.items():
+        if key.endswith("_type") and base.get(key) != name:
+            merged[key[: -len("_type")]] = override.get(key[: -len("_type")]) or {}
+    return merged
+
+
 def stage_names(cfg: DictConfig) -> list[str]:
     """The stages in run order (`main` when the config lists none)."""
     return list(cfg.stages) if cfg.stages else ["main"]
@@ -254,7 +268,7 @@ def stage_block(cfg: DictConfig, stage_name: str) -> DictConfig:
         effective = OmegaConf.create(
             {
                 "system_type": stage.get("system_type") or cfg.system_type,
-                "system": OmegaConf.merge(cfg.system, stage.get("system") or {}),
+                "system": merge_parts(cfg.system, stage.get("system") or {}),
                 "data_type": cfg.data_type,
                 "data": OmegaConf.merge(cfg.data, stage.get("data") or {}),
                 "trainer": OmegaConf.merge(cfg.trainer, stage.get("trainer") or {}),

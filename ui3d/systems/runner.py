@@ -28,7 +28,8 @@ def make_trainer(cfg: TrainerConfig, stage_dir: Path) -> L.Trainer:
     ckpt_dir = stage_dir / "ckpts"
     callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="latest", every_n_train_steps=cfg.checkpoint_every, save_last=True),
-        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="last"),  # Ctrl-C or a crash keeps the current state
+        # Ctrl-C or a crash keeps the current state (Lightning deletes this file again after a clean fit)
+        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
     ]
     return L.Trainer(
         max_steps=cfg.max_steps, val_check_interval=cfg.val_check_interval, check_val_every_n_epoch=None,
@@ -50,6 +51,12 @@ def teacher_name(system_cfg) -> str:
     return guidance
 
 
+def resume_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest of `interrupted.ckpt` (written on Ctrl-C or a crash) and `last.ckpt`, if any."""
+    found = [p for p in (ckpt_dir / "interrupted.ckpt", ckpt_dir / "last.ckpt") if p.is_file()]
+    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+
+
 def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher) -> None:
     """Fit one stage in `stage_dir` (resuming `ckpts/last.ckpt`), render its test turntable, write `done`."""
     stage_dir = Path(stage_dir)
@@ -64,7 +71,7 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     trainer = make_trainer(trainer_cfg, stage_dir)
     last = stage_dir / "ckpts" / "last.ckpt"
     start = time.time()
-    trainer.fit(system, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
+    trainer.fit(system, datamodule=data, ckpt_path=resume_checkpoint(stage_dir / "ckpts"))
     if trainer.interrupted:
         raise KeyboardInterrupt(f"interrupted; rerun with resume={stage_dir.parent} to continue from {last}")
     trainer.save_checkpoint(last)

@@ -108,8 +108,8 @@ class TextTo3DSystem(L.LightningModule):
                 name = key[len("loss_"):]
                 weight = self.lambda_(name, 1.0 if name in GUIDANCE_LOSSES else 0.0)
                 loss = loss + weight * value if weight else loss
-            self.log(f"train/{key}", float(value), prog_bar=key == "loss_" + self.cfg.guidance_type)
-        self.log("train/loss", float(loss), prog_bar=True)
+            self.log(f"train/{key}", float(value.detach()) if torch.is_tensor(value) else float(value), prog_bar=key == "loss_" + self.cfg.guidance_type)
+        self.log("train/loss", float(loss.detach()) if torch.is_tensor(loss) else loss, prog_bar=True)
         return loss
 
     def _render_eval(self, batch: dict) -> dict:

@@ -1,0 +1,95 @@
+"""How good is the embedded teacher? Samples for every category × colour prompt, scored offline.
+
+    python -m ui3d.benchmarks.embedded_teacher          # prints the table, writes benchmarks/embedded_teacher.md
+                                                         # and the sample grid benchmarks/embedded_teacher.png
+
+DDIM with classifier-free guidance; the embedded classifier's accuracy on category and colour of the samples;
+the Fréchet distance in the classifier's feature space between samples and held-out renders, beside the same
+distance between two halves of the held-out renders (the floor: what perfect samples would score at this n).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from ui3d.data.cameras import sample_cameras, view_direction, view_prompt
+from ui3d.diffusion.samplers import ddim
+from ui3d.metrics.frechet import frechet_distance
+from ui3d.teachers.embedded.classifier import load_classifier
+from ui3d.teachers.embedded.dataset import EmbeddedDataConfig, EmbeddedRenderDataset, save_image
+from ui3d.teachers.embedded.patterns import COLORS
+from ui3d.teachers.embedded.shapes import CATEGORIES
+from ui3d.teachers.loader import load_teacher
+
+
+def prompts_for(per_prompt: int, seed: int) -> list[tuple[str, str, str]]:
+    """(prompt, category, colour) for every category × colour, `per_prompt` times, with sampled view suffixes."""
+    pairs = [(cat, col) for cat in CATEGORIES for col in COLORS] * per_prompt
+    cams = sample_cameras(len(pairs), generator=torch.Generator().manual_seed(seed))
+    views = view_direction(cams.elevation_deg, cams.azimuth_deg)
+    return [(view_prompt(f"a {col} {cat}", v), cat, col) for (cat, col), v in zip(pairs, views)]
+
+
+@torch.no_grad()
+def sample(teacher, prompts: list[str], steps: int, guidance_scale: float, seed: int, batch: int = 45) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    out, uncond_one = [], teacher.encode_text([""])
+    for i in range(0, len(prompts), batch):
+        chunk = prompts[i : i + batch]
+        cond, uncond = teacher.encode_text(chunk), uncond_one.expand(len(chunk), -1, -1)
+        noise = torch.randn(len(chunk), 3, teacher.resolution, teacher.resolution, generator=g)
+        x0 = ddim(lambda x, t: teacher.denoise_cfg(x, t, cond, uncond, guidance_scale), noise, teacher.schedule, steps)
+        out.append(teacher.decode(x0))
+    return torch.cat(out)
+
+
+def held_out(n: int) -> torch.Tensor:
+    data = EmbeddedRenderDataset(EmbeddedDataConfig(size=n), split="test")
+    return torch.stack([data[i]["image"] for i in range(n)])
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--per-prompt", type=int, default=2, help="samples per category × colour prompt")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    p.add_argument("--guidance-scale", type=float, nargs="+", default=[3.0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/embedded_teacher.md"))
+    args = p.parse_args(argv)
+    teacher, classifier = load_teacher("embedded"), load_classifier()
+    triples = prompts_for(args.per_prompt, args.seed)
+    n = len(triples)
+    real = held_out(2 * n)
+    feats_real = classifier.features(real)
+    floor = frechet_distance(feats_real[:n], feats_real[n:])
+    rows = []
+    for scale in args.guidance_scale:
+        start = time.time()
+        images = sample(teacher, [t[0] for t in triples], args.steps, scale, args.seed)
+        seconds = time.time() - start
+        pred = classifier.predict(images)
+        cat_acc = sum(p == t[1] for p, t in zip(pred["category"], triples)) / n
+        col_acc = sum(p == t[2] for p, t in zip(pred["color"], triples)) / n
+        fd = frechet_distance(classifier.features(images), feats_real[:n])
+        rows.append(f"| {scale:g} | {n} | {cat_acc:.1%} | {col_acc:.1%} | {fd:.2f} | {floor:.2f} | {seconds / n:.2f} |")
+        grid = images[: len(CATEGORIES) * len(COLORS)].reshape(len(CATEGORIES), len(COLORS), 3, *images.shape[-2:])
+        save_image(grid.permute(2, 0, 3, 1, 4).reshape(3, len(CATEGORIES) * images.shape[-2], -1),
+                   args.out.with_name(f"embedded_teacher_cfg{scale:g}.png"))
+    header = ("| CFG | samples | category acc. | colour acc. | Fréchet dist. (samples vs held-out) "
+              "| floor (held-out halves) | s / sample |\n|" + " --- |" * 7)
+    table = "\n".join([header, *rows])
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        f"# Embedded teacher quality\n\n`python -m ui3d.benchmarks.embedded_teacher` ({args.steps}-step DDIM, "
+        f"{args.per_prompt} samples per category × colour prompt with view suffixes, classifier features for the "
+        f"Fréchet distance, {torch.get_num_threads()} CPU threads).\n\n{table}\n\n"
+        "Sample grids: one row per category, one column per colour (`embedded_teacher_cfg<scale>.png`).\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Step time of the three text-to-3D guidances on the same render, in one process.
+
+One guidance step = the guidance call (encode, noise, teacher CFG, fake score, discriminator, real images),
+one backward of the summed losses, and an Adam step on the guidance's own parameters (LoRA, camera embedding,
+discriminator head); the geometry and the renderer are left out. The teacher is the shipped embedded teacher
+(32×32) when its weights exist, else a random teacher of the embedded layout at its default size. The real-image
+pool of `uniinstruct` is drawn before timing (it is a one-off per prompt and view, cached on disk).
+
+    python -m ui3d.benchmarks.guidance_speed     # prints the table, writes benchmarks/guidance_speed.md
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from ui3d.guidance.sds import SDSGuidance
+from ui3d.guidance.uniinstruct import UniInstructGuidance
+from ui3d.guidance.vsd import VSDGuidance
+from ui3d.teachers.embedded import model as embedded
+from ui3d.teachers.loader import EMBEDDED_DIR, load_teacher
+from ui3d.teachers.teacher import DiffusionTeacher
+
+GUIDANCES = {"sds": SDSGuidance, "vsd": VSDGuidance, "uniinstruct": UniInstructGuidance}
+PROMPT = "a red vase, side view"
+
+
+def teacher_for_benchmark() -> tuple[DiffusionTeacher, str]:
+    """The shipped embedded teacher, or a random one of the same layout and default size."""
+    if (EMBEDDED_DIR / "model_index.json").is_file():
+        return load_teacher("embedded"), "embedded teacher (shipped weights)"
+    torch.manual_seed(0)
+    cfg, tok = embedded.EmbeddedTeacherConfig(), embedded.build_tokenizer()
+    teacher = DiffusionTeacher(embedded.build_unet(cfg), embedded.build_scheduler(cfg),
+                               embedded.build_text_encoder(tok, cfg), tok, name="random-embedded")
+    return teacher.requires_grad_(False).eval(), "random embedded-layout teacher (default size; no shipped weights)"
+
+
+def matmul_gflops(n: int = 512, repeats: int = 20) -> float:
+    """fp32 matmul throughput of this process, the ceiling of every CPU timing (DESIGN §1)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def time_guidance(name: str, teacher: DiffusionTeacher, rgb: torch.Tensor, embeds, c2w, steps: int) -> float:
+    """Seconds per guidance step (after one untimed warm-up step)."""
+    cls = GUIDANCES[name]
+    extra = {"real_pool_size": 4, "real_sampling_steps": 10} if name == "uniinstruct" else {}
+    guidance = cls(cls.Config(**extra), teacher)
+    groups = guidance.trainable_parameters()
+    optimizer = torch.optim.Adam(groups) if groups else None
+
+    def step(i: int) -> None:
+        out = guidance(rgb, embeds, c2w, global_step=i)
+        total = sum(v for k, v in out.items() if k.startswith("loss_") and v.requires_grad)
+        if optimizer:
+            optimizer.zero_grad()
+        rgb.grad = None
+        total.backward()
+        if optimizer:
+            optimizer.step()
+
+    step(0)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(i + 1)
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--out", default="benchmarks/guidance_speed.md")
+    args = parser.parse_args(argv)
+    teacher, description = teacher_for_benchmark()
+    side = teacher.resolution
+    torch.manual_seed(0)
+    rgb = torch.rand(args.batch, side, side, 3, requires_grad=True)
+    c2w = torch.eye(4).repeat(args.batch, 1, 1)
+    prompts = [PROMPT] * args.batch
+    embeds = SimpleNamespace(cond=teacher.encode_text(prompts), uncond=teacher.encode_text([""] * args.batch),
+                             prompts=prompts, directions=["side"] * args.batch)
+    seconds = {name: time_guidance(name, teacher, rgb, embeds, c2w, args.steps) for name in GUIDANCES}
+    lines = ["| guidance | ms / step | × SDS | × VSD |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {1e3 * s:.1f} | {s / seconds['sds']:.2f} | {s / seconds['vsd']:.2f} |"
+              for name, s in seconds.items()]
+    setup = (f"{description}, {side}×{side}, batch {args.batch}, {args.steps} timed steps, torch {torch.__version__}, "
+             f"{torch.get_num_threads()} threads, fp32 matmul {matmul_gflops():.1f} GFLOP/s, "
+             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    table = "\n".join(lines)
+    print(setup + "\n\n" + table)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(
+        "# Guidance step time\n\n`python -m ui3d.benchmarks.guidance_speed`: one guidance call, one backward of the "
+        "summed losses and an Adam step on the guidance's own parameters, on the same render.\n\n"
+        f"Setup: {setup}.\n\n{table}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

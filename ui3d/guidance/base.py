@@ -1,0 +1,179 @@
+"""Shared plumbing of the text-to-3D guidances (threestudio's guidance role), so that `sds.py`, `vsd.py` and
+`uniinstruct.py` stay thin adapters over `ui3d.distill`: every loss is defined once, in `ui3d.distill.losses`.
+
+A guidance turns renders into `{"loss_<x>": …}` (DreamFusion, Poole et al. 2022, §3): render → teacher x_0
+(VAE latents for latent teachers, the resized image for pixel teachers), t uniform in the step-scheduled
+[min_step_percent, max_step_percent] range, x_t = alpha_t x_0 + sigma_t eps, the teacher's CFG denoiser D_q.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from ui3d.diffusion.denoiser import expand_like
+from ui3d.distill.objective import DistillObjective
+from ui3d.schedule import scheduled
+from ui3d.teachers.teacher import DiffusionTeacher
+
+
+class Noised(NamedTuple):
+    """A render in teacher space and its noised version at per-sample integer timesteps `t`."""
+
+    x0: Tensor
+    x_t: Tensor
+    t: Tensor
+    alpha_t: Tensor
+    sigma_t: Tensor
+
+
+def base_prompt(prompt: str) -> str:
+    """The prompt without its view suffix: "a red vase, side view" → "a red vase"."""
+    head, sep, tail = prompt.rpartition(",")
+    return head.strip() if sep and tail.strip().endswith("view") else prompt
+
+
+def view_bucket(prompt: str, direction: str | None = None) -> str:
+    """The view word after the comma ("a red vase, side view" → "side"), else `direction`, else ""."""
+    _, sep, tail = prompt.rpartition(",")
+    words = tail.split()
+    if sep and len(words) == 2 and words[1] == "view":
+        return words[0]
+    return direction or ""
+
+
+@contextmanager
+def frozen(params: Iterable[torch.nn.Parameter]):
+    """Parameters left out of the autograd graph of the enclosed calls (generator-side network evaluations
+    must not train the fake score or the discriminator); their flags are restored on exit."""
+    params = list(params)
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+def as_config(cls: type, cfg: Any):
+    """A `Config` instance from an instance, a dict or an OmegaConf node (unknown keys fail)."""
+    if isinstance(cfg, cls):
+        return cfg
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    return cls(**(cfg or {}))
+
+
+class BaseGuidance:
+    """Common config, timestep schedule, render → x_t, the teacher's CFG call, and the output dict."""
+
+    method = ""
+    """The `ui3d.distill.losses` generator loss this guidance adapts (the output key is `loss_<method>`)."""
+
+    @dataclass
+    class Config:
+        pretrained_model_name_or_path: str = "embedded"
+        """Teacher folder, cached hub id or `embedded`; the system loads it with `ui3d.teachers.loader`."""
+        guidance_scale: float = 100.0
+        """Classifier-free guidance scale of the teacher (never applied to the fake score)."""
+        min_step_percent: Any = 0.02
+        """Lower end of t / num_train_timesteps: a float or `[start_step, start_value, end_value, end_step]`."""
+        max_step_percent: Any = 0.98
+        """Upper end of t / num_train_timesteps: a float or a step schedule."""
+        weighting: str = "sds"
+        """Per-time weight: sds | uniform | fantasia3d | normalized | exact | paper (`distill.objective`)."""
+        grad_clip: Optional[Any] = None
+        """Clamp the generator's gradient on x_0 elementwise (threestudio's `grad_clip`), float or schedule."""
+
+    def __init__(self, cfg: BaseGuidance.Config, teacher: DiffusionTeacher):
+        self.cfg = as_config(type(self).Config, cfg)
+        self.teacher = teacher
+        for name, p in teacher.named_parameters():  # frozen base weights (adapters are the fake score's)
+            if "lora_" not in name:
+                p.requires_grad_(False)
+        self.objective = DistillObjective(self.objective_config())
+        self.update_step(0)
+
+    def objective_config(self) -> DistillObjective.Config:
+        return DistillObjective.Config(method=self.method, weighting=self.cfg.weighting)
+
+    @property
+    def device(self) -> torch.device:
+        return self.teacher.device
+
+    def update_step(self, global_step: int) -> None:
+        """Evaluate the step-scheduled values (timestep range, gradient clip) at `global_step`."""
+        self.global_step = int(global_step)
+        self.min_step_percent = scheduled(self.cfg.min_step_percent, self.global_step)
+        self.max_step_percent = scheduled(self.cfg.max_step_percent, self.global_step)
+        clip = self.cfg.grad_clip
+        self.grad_clip = None if clip is None else scheduled(clip, self.global_step)
+
+    def trainable_parameters(self) -> list[dict]:
+        """Optimizer parameter groups of the guidance's own networks (none for SDS)."""
+        return []
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The guidance's trainable tensors, for checkpoints (the teacher is reloaded from its folder)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if state:
+            raise KeyError(f"{type(self).__name__} has no trainable state; got {sorted(state)[:3]}")
+
+    # --- time, noise, teacher -----------------------------------------------------------------------------
+    def sample_t(self, n: int) -> Tensor:
+        """Integer timesteps uniform in the scheduled [min, max] fraction of the training range."""
+        return self.teacher.schedule.sample_t(n, self.min_step_percent, self.max_step_percent, device=self.device)
+
+    def noise(self, x0: Tensor, t: Tensor) -> Noised:
+        """x_t = alpha_t x_0 + sigma_t eps."""
+        alpha_t, sigma_t = (v.to(x0) for v in self.teacher.schedule.alpha_sigma(t))
+        x_t = expand_like(alpha_t, x0) * x0 + expand_like(sigma_t, x0) * torch.randn_like(x0)
+        return Noised(x0, x_t, t, alpha_t, sigma_t)
+
+    def noised_render(self, rgb: Tensor) -> Noised:
+        """Render [B, H, W, 3] in [0, 1] → teacher x_0 (with gradients) → x_t at fresh timesteps."""
+        x0 = self.teacher.encode_images(rgb.permute(0, 3, 1, 2).to(self.device))
+        if self.grad_clip is not None and x0.requires_grad:
+            bound = self.grad_clip / x0.shape[0]  # threestudio clamps before its 1/B batch mean
+            x0.register_hook(lambda g: torch.nan_to_num(g).clamp(-bound, bound))
+        return self.noise(x0, self.sample_t(x0.shape[0]))
+
+    def teacher_text(self, prompt_embeds) -> tuple[Tensor, Tensor]:
+        """(cond, uncond) text embeddings for the teacher's CFG call."""
+        return prompt_embeds.cond.to(self.device), prompt_embeds.uncond.to(self.device)
+
+    def teacher_denoise(self, noised: Noised, prompt_embeds) -> Tensor:
+        """D_q^cfg(x_t): the teacher with classifier-free guidance (adapters off: the pure teacher)."""
+        cond, uncond = self.teacher_text(prompt_embeds)
+        return self.teacher.denoise_cfg(noised.x_t, noised.t, cond, uncond, self.cfg.guidance_scale)
+
+    # --- loss and outputs ---------------------------------------------------------------------------------
+    def generator_loss(self, noised: Noised, d_teacher: Tensor, d_fake=None, logit=None) -> dict[str, Tensor]:
+        """The configured `DistillObjective` (one of `ui3d.distill.losses`) on the noised render."""
+        schedule = self.teacher.schedule
+        n = schedule.num_train_timesteps
+        span = max(int(self.max_step_percent * n) - int(self.min_step_percent * n), 1)
+        time_weight = 0.5 * schedule.g2(noised.t).to(noised.x0) * span  # ½ g²(t) / p(t), t uniform on the span
+        return self.objective(noised.x0, noised.x_t, noised.alpha_t, noised.sigma_t, d_teacher, d_fake,
+                              logit=logit, t=noised.t.float() / n, time_weight=time_weight)
+
+    def outputs(self, objective_out: dict[str, Tensor], noised: Noised) -> dict[str, Tensor]:
+        """`loss_<method>` = the objective's total (its `lambda_gan` × GAN term included), `loss_gan` detached
+        and unweighted for logging, scalar stats detached."""
+        out = {f"loss_{self.method}": objective_out["loss"]}
+        for key, value in objective_out.items():
+            if key not in ("loss", f"loss_{self.method}"):
+                out[key] = value.detach()
+        out["t"] = noised.t.float().mean()
+        out["min_step_percent"] = torch.tensor(self.min_step_percent)
+        out["max_step_percent"] = torch.tensor(self.max_step_percent)
+        return out

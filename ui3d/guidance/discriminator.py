@@ -1,0 +1,75 @@
+"""The density-ratio discriminator of Uni-Instruct (DESIGN §3.3): a head on UNet encoder (mid-block) features of
+noised samples, trained with BCE (real → 1, render → 0) so that at its optimum logit = log r, r = q_t / p_θ,t.
+
+Features come from the teacher UNet (default; f-distill found the frozen teacher better), from the LoRA fake
+score (SiDA/DMD2 style), or the head is the parameter-free channel mean of the bottleneck (public Uni-Instruct
+code). `capture_mid_block` reads them from any UNet call, and can stop the call there (real images need no
+decoder pass).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from torch import Tensor, nn
+
+KINDS = ("teacher", "fake", "channel-mean")
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook to end a UNet call after its mid block."""
+
+
+@contextmanager
+def capture_mid_block(unet: nn.Module, stop: bool = False):
+    """Collect the UNet mid block's outputs [B, C, h, w] of the calls made inside; `stop` ends each call there
+    (the enclosed block is then left at the first call)."""
+    if getattr(unet, "mid_block", None) is None:
+        raise ValueError("the discriminator reads the UNet's mid block; this UNet has none (mid_block_type=None)")
+    features: list[Tensor] = []
+
+    def hook(_module, _inputs, output):
+        features.append(output[0] if isinstance(output, tuple) else output)
+        if stop:
+            raise _StopForward
+
+    handle = unet.mid_block.register_forward_hook(hook)
+    try:
+        yield features
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+
+
+class DiscriminatorHead(nn.Module):
+    """conv3×3 → SiLU → conv1×1 → spatial mean: one logit per sample. The output conv is zero-initialised, so
+    r = 1 (no preference) until it has been trained."""
+
+    def __init__(self, channels: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or channels
+        self.net = nn.Sequential(nn.Conv2d(channels, hidden, 3, padding=1), nn.SiLU(), nn.Conv2d(hidden, 1, 1))
+        nn.init.zeros_(self.net[2].weight)
+        nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.net(features.float()).mean(dim=(1, 2, 3))
+
+
+class ChannelMean(nn.Module):
+    """Parameter-free head: the mean of the bottleneck features is the logit."""
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features.float().mean(dim=(1, 2, 3))
+
+
+def build_head(kind: str, channels: int) -> nn.Module:
+    """The head for a discriminator kind (`teacher` and `fake` train a `DiscriminatorHead`)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown discriminator '{kind}'; expected one of {', '.join(KINDS)}")
+    return ChannelMean() if kind == "channel-mean" else DiscriminatorHead(channels)
+
+
+def mid_block_channels(unet: nn.Module) -> int:
+    """Channels of the UNet's bottleneck (its last block width)."""
+    return int(unet.config.block_out_channels[-1])

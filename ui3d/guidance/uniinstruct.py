@@ -1,0 +1,124 @@
+"""Uni-Instruct guidance for text-to-3D (Wang et al. 2025, Algorithm 2 and Appendix E; DESIGN §3.2 and §5).
+
+VSD's fake score (ProlificDreamer: LoRA on the teacher UNet + camera embedding) plus a discriminator on UNet
+mid-block features of noised renders vs noised "real" images (`real_pool`), r = exp(logit). The generator loss is
+`ui3d.distill.losses.uniinstruct` (any f, `form: exact|paper`) with gradients through the teacher's and the fake
+score's inputs, plus `lambda_gan` × `losses.gan_generator`; the discriminator trains on `losses.gan_discriminator`,
+the fake score on `losses.dsm`. No loss is written here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ui3d.distill import losses
+from ui3d.distill.objective import DistillObjective
+from ui3d.guidance.base import Noised, frozen
+from ui3d.guidance.discriminator import build_head, capture_mid_block, mid_block_channels
+from ui3d.guidance.fake_score import FakeScoreGuidance
+from ui3d.guidance.real_pool import DEFAULT_CACHE_DIR, RealPool
+from ui3d.registry import register
+from ui3d.teachers.teacher import DiffusionTeacher
+
+
+@register("uniinstruct")
+class UniInstructGuidance(FakeScoreGuidance):
+    """Fake score + density-ratio discriminator + the shared Uni-Instruct f-divergence loss."""
+
+    method = "uniinstruct"
+
+    @dataclass
+    class Config(FakeScoreGuidance.Config):
+        weighting: str = "normalized"
+        """Per-time weight; `normalized` is SiD/DMD's 1/mean|x0 − D_q| (`exact` gives the divergence's units)."""
+        divergence: str = "fkl"
+        """The f of D_f(q‖p): any name in `ui3d.divergences.names()`."""
+        form: str = "exact"
+        """`exact` (verified gradient, DESIGN §3.2) or `paper` (Eq. 3.5–3.6 as written)."""
+        detach_ratio: bool = False
+        """exact form: stop the gradient through r and add the DI-type term instead."""
+        lambda_gan: float = 0.1
+        """Weight of the GAN generator term softplus(−logit) inside `loss_uniinstruct`."""
+        discriminator: str = "teacher"
+        """Features of the head: `teacher` (teacher UNet mid block), `fake` (the LoRA fake's), or
+        `channel-mean` (parameter-free channel mean of the teacher's bottleneck)."""
+        disc_lr: float = 1.0e-4
+        """Learning rate of the discriminator head."""
+        real_pool_size: int = 16
+        """Real images per prompt and view bucket (teacher samples, generated once and cached)."""
+        real_sampling_steps: int = 25
+        """DDIM steps of the real-image teacher samples (CFG at `guidance_scale`)."""
+        real_images_dir: Optional[str] = None
+        """A folder of real images instead of teacher samples (`<dir>/<view>/` per view bucket if present)."""
+        real_pool_cache_dir: str = DEFAULT_CACHE_DIR
+        """Where teacher samples are cached (git-ignored)."""
+        logit_clamp: float = 10.0
+        """|logit| bound before r = exp(logit)."""
+
+    def __init__(self, cfg: UniInstructGuidance.Config, teacher: DiffusionTeacher):
+        super().__init__(cfg, teacher)
+        self.head = build_head(self.cfg.discriminator, mid_block_channels(teacher.unet)).to(self.device)
+        self.pool = RealPool(teacher, self.cfg.real_pool_size, self.cfg.real_sampling_steps, self.cfg.guidance_scale,
+                             self.cfg.real_pool_cache_dir, self.cfg.real_images_dir)
+
+    def objective_config(self) -> DistillObjective.Config:
+        cfg = self.cfg
+        return DistillObjective.Config(method=self.method, divergence=cfg.divergence, form=cfg.form,
+                                       detach_ratio=cfg.detach_ratio, weighting=cfg.weighting,
+                                       lambda_gan=cfg.lambda_gan, logit_clamp=cfg.logit_clamp)
+
+    def trainable_parameters(self) -> list[dict]:
+        head = list(self.head.parameters())
+        return super().trainable_parameters() + ([{"params": head, "lr": self.cfg.disc_lr}] if head else [])
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {**super().state_dict(), **{f"disc.{n}": v for n, v in self.head.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        super().load_state_dict(state)
+        self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("disc.")})
+
+    def __call__(self, rgb: Tensor, prompt_embeds, c2w: Tensor, global_step: int | None = None) -> dict[str, Tensor]:
+        """`{"loss_uniinstruct", "loss_lora", "loss_disc", "loss_gan" (logged), "r", "t", …}`."""
+        if global_step is not None:
+            self.update_step(global_step)
+        noised = self.noised_render(rgb)
+        with frozen(self.head.parameters()):
+            d_teacher, d_fake, features = self.networks(noised, prompt_embeds, c2w)
+            logit = self.head(features)
+        out = self.outputs(self.generator_loss(noised, d_teacher, d_fake, logit), noised)
+        out["loss_disc"], disc_stats = self.disc_loss(features.detach(), noised.t, prompt_embeds, c2w)
+        out["loss_lora"] = self.lora_loss(noised.x0, prompt_embeds, c2w)
+        return {**out, **disc_stats}
+
+    def networks(self, noised: Noised, prompt_embeds, c2w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """D_q^cfg and D_p at x_t (gradients through their inputs only) and the discriminator's features."""
+        unet = self.teacher.unet
+        with capture_mid_block(unet) as teacher_features:
+            d_teacher = self.teacher_denoise(noised, prompt_embeds)
+        with capture_mid_block(unet) as fake_features:
+            d_fake = self.fake_denoise(noised, prompt_embeds, c2w)
+        if self.cfg.discriminator == "fake":
+            return d_teacher, d_fake, fake_features[0]
+        return d_teacher, d_fake, teacher_features[0][: noised.x0.shape[0]]  # the conditional half of the CFG batch
+
+    @torch.no_grad()
+    def real_features(self, t: Tensor, prompt_embeds, c2w: Tensor) -> Tensor:
+        """Mid-block features of noised real images at the renders' t (the UNet call stops at the mid block)."""
+        reals = self.pool.sample(prompt_embeds.prompts, getattr(prompt_embeds, "directions", None))
+        noised = self.noise(self.teacher.encode_images(reals), t)
+        with capture_mid_block(self.teacher.unet, stop=True) as features:
+            if self.cfg.discriminator == "fake":
+                camera = self.fake.camera_condition(c2w)
+                self.fake.denoise(noised.x_t, t, self.plain_text(prompt_embeds), camera)
+            else:
+                self.teacher.denoise(noised.x_t, t, self.teacher_text(prompt_embeds)[0])
+        return features[0]
+
+    def disc_loss(self, fake_features: Tensor, t: Tensor, prompt_embeds, c2w: Tensor) -> tuple[Tensor, dict]:
+        """BCE of the head on real (→ 1) vs detached render (→ 0) features at the same t."""
+        logit_real = self.head(self.real_features(t, prompt_embeds, c2w))
+        return losses.gan_discriminator(logit_real, self.head(fake_features))

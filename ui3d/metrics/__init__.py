@@ -1,0 +1,1 @@
+"""Offline quality metrics: Fréchet distances, classifier scores, mixture statistics."""
