@@ -9,7 +9,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig
 
-from ui3d.config import ConfigError, TrainerConfig, build, parse_structured
+import torch
+
+from ui3d.config import ConfigError, TrainerConfig, build, parse_structured, stage_block
 
 
 def loggers(stage_dir: Path) -> list:
@@ -57,6 +59,19 @@ def resume_checkpoint(ckpt_dir: Path) -> str | None:
     return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
 
 
+def previous_geometry(experiment: DictConfig, name: str, run_dir: Path):
+    """The geometry of an earlier stage, rebuilt from the run's config and its last checkpoint (the handoff)."""
+    ckpt = run_dir / name / "ckpts" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ConfigError(f"this stage converts from stage '{name}', which has no checkpoint {ckpt}: run it first "
+                          f"(--stage {name}) or run all stages")
+    block = stage_block(experiment, name).system
+    geometry = build(block.geometry_type, block.geometry)
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    geometry.load_state_dict({k[len("geometry."):]: v for k, v in state.items() if k.startswith("geometry.")})
+    return geometry
+
+
 def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher) -> None:
     """Fit one stage in `stage_dir` (resuming `ckpts/last.ckpt`), render its test turntable, write `done`."""
     stage_dir = Path(stage_dir)
@@ -67,6 +82,8 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
     system_cfg = parse_structured(system_cls.Config, stage.system)
     system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg)), stage_dir / "save")
+    if stage.get("convert_from") and resume_checkpoint(stage_dir / "ckpts") is None:
+        system.geometry.initialize_from(previous_geometry(experiment, stage.convert_from, stage_dir.parent))
     data = build(stage.data_type, stage.data, trainer_cfg.max_steps)
     trainer = make_trainer(trainer_cfg, stage_dir)
     last = stage_dir / "ckpts" / "last.ckpt"

@@ -45,6 +45,10 @@ class TextTo3DConfig:
     """`lambda_<name>`: weight (or step schedule) of `loss_<name>`; regularisers `sparsity`, `opaque`, `orient`."""
     optimizer: dict = field(default_factory=lambda: {"name": "Adam", "lr": 0.01, "betas": [0.9, 0.99], "eps": 1e-15})
     """torch.optim class `name` and its arguments for the scene's parameters (guidance groups bring their own lr)."""
+    guidance_input: str = "comp_rgb"
+    """Render output the guidance sees: `comp_rgb`, or `comp_normal_vis` for SDS on normal maps (stage 2)."""
+    export_mesh: bool = False
+    """After the stage, export the textured mesh (OBJ + MTL + PNG, GLB) into the stage's `save/`."""
 
 
 @register("text-to-3d-system")
@@ -94,13 +98,19 @@ class TextTo3DSystem(L.LightningModule):
     def lambda_(self, name: str, default: float = 0.0) -> float:
         return scheduled(self.cfg.loss.get(f"lambda_{name}", default), self.global_step)
 
+    def render(self, batch: dict) -> dict:
+        """The renderer on the batch keys it declares (`inputs`; rays by default, cameras for rasterizers)."""
+        inputs = getattr(self.renderer, "inputs", ("rays_o", "rays_d", "light_positions"))
+        return self.renderer(**{key: batch[key] for key in inputs})
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self.renderer(batch["rays_o"], batch["rays_d"], batch["light_positions"])
+        out = self.render(batch)
         embeds = self.prompt_processor(batch["elevation"], batch["azimuth"])
-        terms = self.guidance(out["comp_rgb"], embeds, batch["c2w"], self.global_step)
+        terms = self.guidance(out[self.cfg.guidance_input], embeds, batch["c2w"], self.global_step)
+        terms.update({k: v for k, v in out.items() if k.startswith("loss_")})  # renderer/geometry regularisers
         terms["loss_sparsity"] = regularizers.sparsity(out["opacity"])
         terms["loss_opaque"] = regularizers.opacity_entropy(out["opacity"])
-        if "normal" in out:
+        if "normal" in out and "weights" in out:
             terms["loss_orient"] = regularizers.orientation(out["weights"], out["normal"], out["t_dirs"], out["opacity"])
         loss = 0.0
         for key, value in terms.items():
@@ -114,7 +124,7 @@ class TextTo3DSystem(L.LightningModule):
 
     def _render_eval(self, batch: dict) -> dict:
         with torch.no_grad():
-            return self.renderer(batch["rays_o"], batch["rays_d"], batch["light_positions"])
+            return self.render(batch)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self._render_eval(batch)
@@ -128,6 +138,10 @@ class TextTo3DSystem(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         save_video(self.save_dir / "turntable", self._frames)
+        if self.cfg.export_mesh:
+            from ui3d.export.mesh import export_geometry
+
+            export_geometry(self.geometry, self.save_dir / "export")
 
     @classmethod
     def check(cls, stage: DictConfig) -> None:
