@@ -28,8 +28,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="a file under configs/ (e.g. uniinstruct-fkl.yaml) or a path")
     parser.add_argument("--dry-run", action="store_true", help="print the fully resolved config and write nothing")
     parser.add_argument("--stage", help="run only this stage (e.g. nerf, geometry, texture)")
+    parser.add_argument("--export", action="store_true",
+                        help="export the textured mesh of a finished run's stage (needs resume=RUN_DIR or resume=LAST; "
+                             "--stage picks the stage, default: the last stage with a checkpoint)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (see below)")
     return parser.parse_args(argv)
+
+
+def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
+    """`--export`: the textured mesh of one stage's last checkpoint, into `<run>/<stage>/save/export/`."""
+    from ui3d.config import ConfigError
+    from ui3d.export.mesh import export_stage
+
+    if run_dir is None:
+        raise ConfigError("--export needs the run to export: resume=outputs/<name>/<tag>@<timestamp> or resume=LAST")
+    done = [s for s in stages if (run_dir / s / "ckpts" / "last.ckpt").is_file()]
+    if not done:
+        raise ConfigError(f"{run_dir} has no stage checkpoint to export (stages: {', '.join(stages)})")
+    paths = export_stage(cfg, stage or done[-1], run_dir)
+    print("\n".join(f"{key}: {path}" for key, path in paths.items()))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             if hasattr(system, "check"):
                 system.check(blocks[name])
         run_dir = find_resume_dir(cfg)
+        if args.export:
+            return export(cfg, run_dir, args.stage, stage_names(cfg))
     except (ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from ui3d.guidance.vsd import VSDGuidance
 from ui3d.teachers.embedded import model as embedded
 from ui3d.teachers.loader import EMBEDDED_DIR, load_teacher
 from ui3d.teachers.teacher import DiffusionTeacher
+from ui3d.benchmarks.common import matmul_gflops
 
 GUIDANCES = {"sds": SDSGuidance, "vsd": VSDGuidance, "uniinstruct": UniInstructGuidance}
 PROMPT = "a red vase, side view"
@@ -38,16 +39,6 @@ def teacher_for_benchmark() -> tuple[DiffusionTeacher, str]:
     teacher = DiffusionTeacher(embedded.build_unet(cfg), embedded.build_scheduler(cfg),
                                embedded.build_text_encoder(tok, cfg), tok, name="random-embedded")
     return teacher.requires_grad_(False).eval(), "random embedded-layout teacher (default size; no shipped weights)"
-
-
-def matmul_gflops(n: int = 512, repeats: int = 20) -> float:
-    """fp32 matmul throughput of this process, the ceiling of every CPU timing (DESIGN §1)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def time_guidance(name: str, teacher: DiffusionTeacher, rgb: torch.Tensor, embeds, c2w, steps: int) -> float:

@@ -24,16 +24,7 @@ from ui3d.materials.diffuse_with_point_light_material import DiffuseWithPointLig
 from ui3d.materials.no_material import NoMaterial
 from ui3d.renderers.nerf_volume_renderer import NeRFVolumeRenderer
 from ui3d.renderers.rasterizer import get_rays
-
-
-def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
-    """fp32 matmul rate (GFLOP/s) of this process: the ceiling of every CPU timing."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+from ui3d.benchmarks.common import matmul_gflops
 
 
 def time_render(encoding: str, diffuse: bool, culled: bool, size: int, samples: int, repeats: int) -> float:

@@ -14,8 +14,12 @@ Denoiser = Callable[[Tensor, Tensor], Tensor]
 @torch.no_grad()
 def ddim(denoise: Denoiser, noise: Tensor, schedule: VPDiscrete, steps: int = 50) -> Tensor:
     """Deterministic DDIM (Song et al. 2021, eta = 0): x_s = alpha_s D + sigma_s (x_t − alpha_t D) / sigma_t,
-    from `noise` at the last training timestep down to the clean D of the final step."""
-    ts = torch.linspace(schedule.num_train_timesteps - 1, 0, steps).round().long()
+    from `noise` down to the clean D of the final step at t = 0.
+
+    Timesteps are "leading"-spaced as diffusers' DDIM (0, T/steps, …, T − T/steps): the very last training
+    timesteps of a cosine schedule have alpha ≈ 1e-5…1e-9, where D = (x − sigma eps)/alpha is noise."""
+    stride = schedule.num_train_timesteps // steps
+    ts = (torch.arange(steps) * stride).flip(0)
     alpha, sigma = schedule.alpha_sigma(ts[:1])
     x = noise * (alpha**2 + sigma**2).sqrt()
     for i, t in enumerate(ts):

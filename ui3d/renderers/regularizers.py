@@ -33,3 +33,33 @@ def orientation(weights: Tensor, normals: Tensor, rays_d: Tensor, opacity: Tenso
     total = (w[..., 0] * (normals * rays_d).sum(-1).clamp(min=0.0) ** 2).sum()
     count = (opacity > 0).sum() if opacity is not None else torch.tensor(weights.shape[:-2].numel())
     return total / count.clamp(min=1)
+
+
+def mesh_topology(faces: Tensor) -> tuple[Tensor, Tensor]:
+    """Unique undirected edges [E, 2] of a triangle mesh and the pairs of faces [P, 2] that share an edge
+    (manifold edges only; boundary and non-manifold edges have no pair)."""
+    corners = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
+    face_of = torch.arange(len(faces), device=faces.device).repeat(3)
+    edges, inverse, counts = torch.unique(corners, dim=0, return_inverse=True, return_counts=True)
+    order = torch.argsort(inverse, stable=True)
+    start = (torch.cumsum(counts, 0) - counts)[counts == 2]
+    return edges, torch.stack([face_of[order[start]], face_of[order[start + 1]]], dim=1)
+
+
+def normal_consistency(vertices: Tensor, faces: Tensor, face_pairs: Tensor) -> Tensor:
+    """Mean 1 − cos θ between the normals of faces sharing an edge (pytorch3d's `mesh_normal_consistency`,
+    threestudio's `loss_normal_consistency` in Magic3D/ProlificDreamer stage 2)."""
+    from ui3d.renderers.shading import face_normals
+
+    n = face_normals(vertices, faces)
+    return (1.0 - (n[face_pairs[:, 0]] * n[face_pairs[:, 1]]).sum(-1)).mean()
+
+
+def laplacian_smoothness(values: Tensor, edges: Tensor) -> Tensor:
+    """Mean ‖x_i − mean_{j ∈ N(i)} x_j‖² of per-vertex values [V, C] under the uniform Laplacian of the edge
+    graph (threestudio's `laplacian_smooth_loss`; on vertex offsets it smooths the displacement only)."""
+    both = torch.cat([edges, edges.flip(1)])
+    total = torch.zeros_like(values).index_add(0, both[:, 0], values[both[:, 1]])
+    degree = torch.zeros(len(values), 1, dtype=values.dtype, device=values.device)
+    degree = degree.index_add(0, both[:, 0], torch.ones(len(both), 1, dtype=values.dtype, device=values.device))
+    return ((values - total / degree.clamp(min=1)) ** 2).sum(-1).mean()
