@@ -12,8 +12,10 @@ from ui3d.export.mesh import export_stage
 
 STAGE_OVERRIDES = [f"stages.{stage}.{key}" for stage in ("geometry", "texture") for key in (
     "data.width=16", "data.height=16", "trainer.val_check_interval=1", "trainer.checkpoint_every=1")]
-TINY_MESH = ["stages.geometry.system.geometry.isosurface_resolution=32", "stages.geometry.system.geometry.max_faces=2000",
-             "stages.geometry.system.geometry.texture_fit_steps=5"]
+TINY_MESH = ["stages.geometry.system.geometry.isosurface_resolution=32",
+             "stages.geometry.system.geometry.max_faces=2000",
+             "stages.geometry.system.geometry.texture_fit_steps=5", "stages.texture.system.export.texture_size=256",
+             "stages.texture.system.export.turntable_views=4", "stages.texture.system.export.turntable_size=32"]
 
 
 def _texture_of(mesh: trimesh.Trimesh) -> np.ndarray:

@@ -12,8 +12,8 @@ level comes from what the renderer sees:
    nearly linear there and the surface is placed accurately between grid points even for sharp fields.
 
 So the mesh shows the outline the teacher saw, whatever the field's density scale (soft early NeRFs get a low
-level, sharp trained ones a high one), with no hand tuning. Magic3D and ProlificDreamer take stage-2 meshes from the
-coarse NeRF in the same way (density grid → marching cubes) before their DMTet refinement.
+level, sharp trained ones a high one), with no hand tuning. Magic3D and ProlificDreamer take stage-2 meshes
+from the coarse NeRF in the same way (density grid → marching cubes) before their DMTet refinement.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import torch
 import trimesh
 from skimage.measure import marching_cubes
 from torch import Tensor
+
 
 def axis_silhouettes(density: Tensor, spacing: float) -> list[Tensor]:
     """The NeRF's silhouettes along the three grid axes: opacity 1 − exp(−Σ σ h) > ½ of rays through the

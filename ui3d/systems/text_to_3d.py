@@ -49,6 +49,8 @@ class TextTo3DConfig:
     """Render output the guidance sees: `comp_rgb`, or `comp_normal_vis` for SDS on normal maps (stage 2)."""
     export_mesh: bool = False
     """After the stage, export the textured mesh (OBJ + MTL + PNG, GLB) into the stage's `save/`."""
+    export: dict = field(default_factory=dict)
+    """Options of `ui3d.export.mesh.export_geometry`: texture_size, turntable_views, turntable_size, …"""
 
 
 @register("text-to-3d-system")
@@ -141,7 +143,7 @@ class TextTo3DSystem(L.LightningModule):
         if self.cfg.export_mesh:
             from ui3d.export.mesh import export_geometry
 
-            export_geometry(self.geometry, self.save_dir / "export")
+            export_geometry(self.geometry, self.save_dir / "export", **self.cfg.export)
 
     @classmethod
     def check(cls, stage: DictConfig) -> None:
