@@ -1,0 +1,97 @@
+"""Quality of an exported textured mesh, measured offline against the embedded teacher's ground truth.
+
+    python -m ui3d.benchmarks.mesh_quality outputs/uniinstruct-fkl/a_vase@<timestamp>  [--stage texture]
+
+1. The embedded classifier on 8 views of `<run>/<stage>/save/export/model.obj` (loaded back from disk with its
+   texture, rendered by our rasterizer): how many views it names the prompt's category (and colour, if named).
+2. Chamfer distance from the exported mesh, normalised to a unit bounding box, to the nearest ground-truth
+   procedural shape of the prompt's category (every variant), next to the same distance for a sphere (the
+   baseline) and to the nearest shape of every other category.
+Writes the table to `<run>/<stage>/save/export/quality.md`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+from omegaconf import OmegaConf
+
+from ui3d.benchmarks.score_run import prompt_labels
+from ui3d.data.cameras import orbit_cameras
+from ui3d.export.mesh import Z_UP_TO_Y_UP
+from ui3d.export.turntable import render_textured
+from ui3d.export.uv import UVMesh
+from ui3d.teachers.embedded.classifier import load_classifier
+from ui3d.teachers.embedded.shapes import CATEGORIES, build_mesh, num_variants
+
+
+def load_exported(obj: Path) -> tuple[UVMesh, torch.Tensor]:
+    """The OBJ as written (Y-up) back in ui3d's Z-up world, with its texture [H, W, 3] in [0, 1]."""
+    mesh = trimesh.load(obj, force="mesh", process=False)
+    vertices = torch.tensor(np.asarray(mesh.vertices) @ Z_UP_TO_Y_UP, dtype=torch.float32)  # inverse rotation
+    faces = torch.tensor(np.asarray(mesh.faces), dtype=torch.int64)
+    uv = torch.tensor(np.asarray(mesh.visual.uv), dtype=torch.float32)
+    image = np.asarray(mesh.visual.material.image.convert("RGB"), dtype=np.float32) / 255.0
+    return UVMesh(vertices, faces, uv, torch.arange(len(vertices))), torch.tensor(image)
+
+
+def classify_views(mesh: UVMesh, texture: torch.Tensor, n_views: int = 8) -> dict[str, list[str]]:
+    """Classifier predictions on `n_views` orbit views at the teacher's framing (distance 1.3, fovy 55°)."""
+    cams = orbit_cameras(n_views, 15.0, 1.3, 55.0)
+    with torch.no_grad():
+        images = render_textured(mesh, texture, cams.c2w, cams.fovy, 32, supersample=4)
+    return load_classifier().predict(images.permute(0, 3, 1, 2).contiguous())
+
+
+def unit_box_points(mesh: trimesh.Trimesh, n: int = 4000, seed: int = 0) -> torch.Tensor:
+    """n surface points of the mesh scaled so its bounding box's longest side is 1, centred at the box centre."""
+    lo, hi = mesh.bounds
+    points, _ = trimesh.sample.sample_surface(mesh, n, seed=seed)
+    return torch.tensor((points - (lo + hi) / 2) / (hi - lo).max(), dtype=torch.float32)
+
+
+def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Symmetric Chamfer distance: mean nearest-neighbour distance a→b plus b→a."""
+    d = torch.cdist(a, b)
+    return float(d.min(1).values.mean() + d.min(0).values.mean())
+
+
+def nearest_shape(points: torch.Tensor, category: str) -> float:
+    return min(chamfer(points, unit_box_points(build_mesh(category, v))) for v in range(num_variants(category)))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--stage", default="texture")
+    args = p.parse_args(argv)
+    prompt = OmegaConf.load(args.run_dir / "config.yaml").system.prompt_processor.prompt
+    wanted = prompt_labels(prompt)
+    if "category" not in wanted:
+        raise SystemExit(f"the prompt {prompt!r} names no category of the embedded teacher")
+    export = args.run_dir / args.stage / "save" / "export"
+    mesh, texture = load_exported(export / "model.obj")
+    pred = classify_views(mesh, texture)
+    hits = {head: sum(x == label for x in pred[head]) for head, label in wanted.items()}
+    points = unit_box_points(trimesh.Trimesh(mesh.vertices.numpy(), mesh.faces.numpy(), process=False))
+    ours = {c: nearest_shape(points, c) for c in CATEGORIES}
+    sphere = nearest_shape(unit_box_points(trimesh.creation.icosphere(subdivisions=4)), wanted["category"])
+    lines = [f"prompt {prompt!r}; exported mesh {export / 'model.obj'} ({len(mesh.faces)} faces)", "",
+             "| measure | value |", "| --- | --- |"]
+    lines += [f"| views classified as {head} '{wanted[head]}' | {n} / 8 |" for head, n in hits.items()]
+    lines += [f"| predicted categories | {', '.join(pred['category'])} |",
+              f"| Chamfer to nearest '{wanted['category']}' (unit box) | {ours[wanted['category']]:.4f} |",
+              f"| same for a sphere (baseline) | {sphere:.4f} |",
+              "| nearest category by Chamfer | " + ", ".join(f"{c} {d:.3f}" for c, d in sorted(ours.items(),
+                                                                                           key=lambda kv: kv[1])[:4])
+              + " |"]
+    table = "\n".join(lines)
+    print(table)
+    (export / "quality.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
