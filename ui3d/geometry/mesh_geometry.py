@@ -40,7 +40,8 @@ class MeshGeometry(nn.Module):
         isosurface_resolution: int = 64
         """Density-grid side for marching cubes when converting from a NeRF."""
         isosurface_level: Optional[float] = None
-        """Density iso-level; None picks it automatically (opacity ½ from outside, `ui3d.export.isosurface`)."""
+        """Density iso-level; None picks it automatically: the level whose silhouettes match the NeRF's
+        opacity-½ silhouettes (`ui3d.export.isosurface.auto_iso_level`)."""
         max_faces: int = 8000
         """Face budget of the converted mesh (quadric decimation; ≤ ~14k keeps xatlas under 1 s on CPU)."""
         fix_geometry: bool = False
