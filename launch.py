@@ -32,7 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="export the textured mesh of a finished run's stage (needs resume=RUN_DIR or resume=LAST; "
                              "--stage picks the stage, default: the last stage with a checkpoint)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (see below)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # flags may stand between overrides
 
 
 def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:

@@ -74,3 +74,10 @@ def test_unknown_stage_names_the_stages():
 def test_override_without_equals_is_explained():
     out = launch("--config", "uniinstruct-fkl.yaml", "--dry-run", "prompt")
     assert out.returncode == 2 and "not key=value" in out.stderr
+
+
+def test_flags_may_stand_between_overrides(tmp_path):
+    out = launch("--config", "uniinstruct-fkl.yaml", "prompt=a red vase", "--stage", "nerf", "steps=3", "--dry-run",
+                 "tag=x")
+    assert out.returncode == 0, out.stderr
+    assert "stages: nerf (3 steps)" in out.stdout and "/x@<timestamp>" in out.stdout
