@@ -69,3 +69,15 @@ def test_user_folder_per_view_bucket(embedded_teacher, tmp_path):
     assert side.shape == (1, 3, 32, 32) and torch.allclose(side[0, 0], torch.ones(32, 32))
     assert front.shape == (2, 3, 32, 32) and torch.allclose(front[:, 2], torch.ones(2, 32, 32), atol=1e-2)
     assert not (tmp_path / "unused").exists()
+
+
+def test_rkl_warm_start_switches_to_the_configured_divergence(embedded_teacher, cache_dir):
+    from tests.guidance.helpers import make_guidance
+
+    guidance = make_guidance("uniinstruct", embedded_teacher, cache_dir, divergence="fkl", rkl_warm_start_steps=5)
+    guidance.update_step(4)
+    assert guidance.current_objective().cfg.divergence == "rkl"
+    guidance.update_step(5)
+    assert guidance.current_objective().cfg.divergence == "fkl"
+    plain = make_guidance("uniinstruct", embedded_teacher, cache_dir, divergence="fkl")
+    assert plain.current_objective().cfg.divergence == "fkl"

@@ -157,13 +157,17 @@ class BaseGuidance:
         return self.teacher.denoise_cfg(noised.x_t, noised.t, cond, uncond, self.cfg.guidance_scale)
 
     # --- loss and outputs ---------------------------------------------------------------------------------
+    def current_objective(self) -> DistillObjective:
+        """The objective of the current step (a subclass may switch it, e.g. a warm start)."""
+        return self.objective
+
     def generator_loss(self, noised: Noised, d_teacher: Tensor, d_fake=None, logit=None) -> dict[str, Tensor]:
         """The configured `DistillObjective` (one of `ui3d.distill.losses`) on the noised render."""
         schedule = self.teacher.schedule
         n = schedule.num_train_timesteps
         span = max(int(self.max_step_percent * n) - int(self.min_step_percent * n), 1)
         time_weight = 0.5 * schedule.g2(noised.t).to(noised.x0) * span  # ½ g²(t) / p(t), t uniform on the span
-        return self.objective(noised.x0, noised.x_t, noised.alpha_t, noised.sigma_t, d_teacher, d_fake,
+        return self.current_objective()(noised.x0, noised.x_t, noised.alpha_t, noised.sigma_t, d_teacher, d_fake,
                               logit=logit, t=noised.t.float() / n, time_weight=time_weight)
 
     def outputs(self, objective_out: dict[str, Tensor], noised: Noised) -> dict[str, Tensor]:

@@ -8,6 +8,7 @@ the fake score on `losses.dsm`. No loss is written here.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -57,9 +58,13 @@ class UniInstructGuidance(FakeScoreGuidance):
         """Where teacher samples are cached (git-ignored)."""
         logit_clamp: float = 10.0
         """|logit| bound before r = exp(logit)."""
+        rkl_warm_start_steps: int = 0
+        """Use `rkl` for the first N steps, then `divergence` (the paper's RKL → FKL warm start)."""
 
     def __init__(self, cfg: UniInstructGuidance.Config, teacher: DiffusionTeacher):
         super().__init__(cfg, teacher)
+        warm = dataclasses.replace(self.objective_config(), divergence="rkl")
+        self.warm_objective = DistillObjective(warm) if self.cfg.rkl_warm_start_steps > 0 else None
         self.head = build_head(self.cfg.discriminator, mid_block_channels(teacher.unet)).to(self.device)
         self.pool = RealPool(teacher, self.cfg.real_pool_size, self.cfg.real_sampling_steps, self.cfg.guidance_scale,
                              self.cfg.real_pool_cache_dir, self.cfg.real_images_dir)
@@ -69,6 +74,11 @@ class UniInstructGuidance(FakeScoreGuidance):
         return DistillObjective.Config(method=self.method, divergence=cfg.divergence, form=cfg.form,
                                        detach_ratio=cfg.detach_ratio, weighting=cfg.weighting,
                                        lambda_gan=cfg.lambda_gan, logit_clamp=cfg.logit_clamp)
+
+    def current_objective(self) -> DistillObjective:
+        """`rkl` during the warm start, then the configured divergence."""
+        warm = self.warm_objective is not None and self.global_step < self.cfg.rkl_warm_start_steps
+        return self.warm_objective if warm else self.objective
 
     def trainable_parameters(self) -> list[dict]:
         head = list(self.head.parameters())
