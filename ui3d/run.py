@@ -31,7 +31,8 @@ def find_resume_dir(cfg: DictConfig) -> Path | None:
         return None
     if str(cfg.resume) == "LAST":
         family = Path(cfg.exp_root_dir) / str(cfg.name)
-        runs = sorted(family.glob(f"{run_tag(cfg)}@*")) + ([family / run_tag(cfg)] if (family / run_tag(cfg)).is_dir() else [])
+        runs = [p for p in family.glob(f"{run_tag(cfg)}@*") if p.is_dir()]
+        runs += [family / run_tag(cfg)] if (family / run_tag(cfg)).is_dir() else []
         if not runs:
             raise FileNotFoundError(f"resume=LAST: no earlier run of {family}/{run_tag(cfg)}@* to resume")
         return max(runs, key=lambda p: p.stat().st_mtime)

@@ -21,7 +21,6 @@ import math
 import warnings
 
 import numpy as np
-import torch
 import trimesh
 from skimage.measure import marching_cubes
 from torch import Tensor

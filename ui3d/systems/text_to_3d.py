@@ -27,6 +27,10 @@ GUIDANCE_LOSSES = ("sds", "vsd", "uniinstruct", "lora", "disc")
 """Guidance losses weighted 1 unless the config's `loss:` block gives a `lambda_<name>`."""
 
 
+def _scalar(value) -> float:
+    return float(value.detach()) if torch.is_tensor(value) else float(value)
+
+
 @dataclass
 class TextTo3DConfig:
     geometry_type: str = "implicit-volume"
@@ -113,15 +117,16 @@ class TextTo3DSystem(L.LightningModule):
         terms["loss_sparsity"] = regularizers.sparsity(out["opacity"])
         terms["loss_opaque"] = regularizers.opacity_entropy(out["opacity"])
         if "normal" in out and "weights" in out:
-            terms["loss_orient"] = regularizers.orientation(out["weights"], out["normal"], out["t_dirs"], out["opacity"])
+            terms["loss_orient"] = regularizers.orientation(
+                out["weights"], out["normal"], out["t_dirs"], out["opacity"])
         loss = 0.0
         for key, value in terms.items():
             if key.startswith("loss_"):
                 name = key[len("loss_"):]
                 weight = self.lambda_(name, 1.0 if name in GUIDANCE_LOSSES else 0.0)
                 loss = loss + weight * value if weight else loss
-            self.log(f"train/{key}", float(value.detach()) if torch.is_tensor(value) else float(value), prog_bar=key == "loss_" + self.cfg.guidance_type)
-        self.log("train/loss", float(loss.detach()) if torch.is_tensor(loss) else loss, prog_bar=True)
+            self.log(f"train/{key}", _scalar(value), prog_bar=key == "loss_" + self.cfg.guidance_type)
+        self.log("train/loss", _scalar(loss), prog_bar=True)
         return loss
 
     def _render_eval(self, batch: dict) -> dict:
