@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 EPILOG = """\
 overrides (after the flags, any number):
@@ -19,6 +21,10 @@ examples:
   python launch.py --config uniinstruct-fkl.yaml prompt="a red mug" steps=2 --dry-run
 An unknown key exits with status 2 and names the key, where it was and the closest valid key.
 """
+
+
+RUN_DIR_ENV = "UI3D_RUN_DIR"
+"""Set while a run trains, so that the processes DDP launches write into the same run directory."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -82,14 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    run_dir = run_dir or make_run_dir(cfg)
+    # DDP re-runs this script once per extra process: those find the run directory in the environment
+    run_dir = run_dir or Path(os.environ.get(RUN_DIR_ENV) or make_run_dir(cfg))
     print(f"run directory: {run_dir}")
+    os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
         for name, system in systems.items():
             system.run(blocks[name], run_dir / name, cfg)
     except KeyboardInterrupt:
         print(f"\ninterrupted: continue with  python launch.py --config {args.config} resume={run_dir}", file=sys.stderr)
         return 130
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
     return 0
 
 

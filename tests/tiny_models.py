@@ -71,3 +71,20 @@ def build_tiny_embedded_folder(folder: Path, resolution: int = 32) -> Path:
     embedded.save_teacher(folder, embedded.build_unet(cfg), embedded.build_scheduler(cfg),
                           embedded.build_text_encoder(tok, cfg), tok)
     return folder
+
+
+def build_tiny_unet_folder(folder: Path, classes: int | None = 11, resolution: int = 8) -> Path:
+    """A random class-conditional 1-channel `UNet2DModel` + v-prediction DDPM scheduler (the digits teacher's
+    layout: `unet/`, `scheduler/`); `classes` counts the null label."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=resolution, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=4, attention_head_dim=8, num_class_embeds=classes,
+    )
+    unet.save_pretrained(folder / "unet")
+    DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                  prediction_type="v_prediction").save_pretrained(folder / "scheduler")
+    return folder

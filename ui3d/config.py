@@ -47,6 +47,8 @@ class TrainerConfig:
     """Processes per node (DDP when > 1)."""
     num_nodes: int = 1
     """Nodes for DDP."""
+    strategy: str = "auto"
+    """Lightning strategy: `auto` (DDP when devices × nodes > 1), `ddp`, `ddp_spawn`, …"""
     precision: str = "32"
     """Lightning precision string: `32`, `16-mixed`, `bf16-mixed`."""
 
@@ -112,16 +114,17 @@ class Resolved:
 class _Locator:
     """Says where a dotted key came from: the command line or `file:line`."""
 
-    def __init__(self, path: Path, cli_keys: set[str]):
-        self.path, self.cli_keys, self.lines = path, cli_keys, {}
-        self._index(yaml.compose(path.read_text()), "")
+    def __init__(self, paths: list[Path], cli_keys: set[str]):
+        self.path, self.cli_keys, self.lines = paths[-1], cli_keys, {}
+        for path in paths:  # a config after its bases: the last file that sets a key is where it came from
+            self._index(yaml.compose(path.read_text()), "", path)
 
-    def _index(self, node: Any, prefix: str) -> None:
+    def _index(self, node: Any, prefix: str, path: Path) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 dotted = f"{prefix}{key_node.value}"
-                self.lines[dotted] = key_node.start_mark.line + 1
-                self._index(value_node, dotted + ".")
+                self.lines[dotted] = f"{path}:{key_node.start_mark.line + 1}"
+                self._index(value_node, dotted + ".", path)
 
     def __call__(self, dotted: str) -> str:
         for key in self.cli_keys:
@@ -129,7 +132,7 @@ class _Locator:
                 return "on the command line"
         for candidate in (dotted, re.sub(r"^stages\.[^.]+\.", "", dotted)):
             if candidate in self.lines:
-                return f"in {self.path}:{self.lines[candidate]}"
+                return f"in {self.lines[candidate]}"
         return f"in {self.path}"
 
 
@@ -212,19 +215,38 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
     return parsed
 
 
+def _load_chain(path: Path, extends: str | None = None, seen: tuple = ()) -> tuple[DictConfig, list[Path]]:
+    """A config file merged over the files its `extends:` key names (one path or a list, relative to the file or
+    to configs/; `extends` on the command line replaces the file's). Returns the merge and the files, bases first."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'extends' loops back to itself")
+    raw = OmegaConf.load(path)
+    bases = extends if extends is not None else raw.get("extends")
+    if "extends" in raw:
+        del raw["extends"]
+    merged, files = OmegaConf.create(), []
+    for base in [bases] if isinstance(bases, str) else list(bases or []):
+        base_path = next((c for c in (path.parent / base, CONFIG_DIR / base) if c.is_file()), None)
+        if base_path is None:
+            raise ConfigError(f"{path}: extends '{base}', found neither next to it nor under {CONFIG_DIR}")
+        sub, sub_files = _load_chain(base_path, None, seen + (path.resolve(),))
+        merged, files = OmegaConf.merge(merged, sub), files + sub_files
+    return OmegaConf.merge(merged, raw), files + [path]
+
+
 def load_config(name: str, overrides: list[str] = ()) -> Resolved:
     """Load a config, apply overrides, resolve interpolations and check every key; writes nothing."""
     path = config_path(name)
     cli = parse_overrides(list(overrides))
     try:
-        raw = OmegaConf.load(path)
+        raw, files = _load_chain(path, cli.pop("extends", None))
         merged = OmegaConf.merge(raw, OmegaConf.from_dotlist([f"{k}={v}" for k, v in cli.items()]))
         container = OmegaConf.to_container(merged, resolve=True)
     except (OmegaConfBaseException, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read config {path}: {err}") from None
     if not isinstance(container, dict):
         raise ConfigError(f"config {path} must be a mapping of keys to values")
-    locate = _Locator(path, set(cli))
+    locate = _Locator(files, set(cli))
     unchecked = check_block(ExperimentConfig, container, "", locate)
     cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), container)
     for stage_name in container.get("stages") or {}:

@@ -36,7 +36,7 @@ def make_trainer(cfg: TrainerConfig, stage_dir: Path) -> L.Trainer:
     return L.Trainer(
         max_steps=cfg.max_steps, val_check_interval=cfg.val_check_interval, check_val_every_n_epoch=None,
         log_every_n_steps=cfg.log_every_n_steps, accelerator=cfg.accelerator, devices=cfg.devices,
-        num_nodes=cfg.num_nodes, precision=cfg.precision, callbacks=callbacks, logger=loggers(stage_dir),
+        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks, logger=loggers(stage_dir),
         default_root_dir=stage_dir, num_sanity_val_steps=0, enable_model_summary=False,
     )
 
@@ -72,11 +72,32 @@ def previous_geometry(experiment: DictConfig, name: str, run_dir: Path):
     return geometry
 
 
+def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerConfig, datamodule=None) -> None:
+    """Fit `system` in `stage_dir` (resuming the newest checkpoint there), test it, write `done` (rank 0)."""
+    trainer = make_trainer(trainer_cfg, stage_dir)
+    last = stage_dir / "ckpts" / "last.ckpt"
+    start = time.time()
+    trainer.fit(system, datamodule=datamodule, ckpt_path=resume_checkpoint(stage_dir / "ckpts"))
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"interrupted; rerun with resume={stage_dir.parent} to continue from {last}")
+    trainer.save_checkpoint(last)
+    trainer.test(system, datamodule=datamodule, verbose=False)
+    if trainer.is_global_zero:
+        (stage_dir / "done").write_text(f"{trainer.global_step} steps, {time.time() - start:.1f} s\n")
+
+
+def stage_done(stage_dir: Path) -> bool:
+    """True (and says so) when the stage finished in an earlier run of this directory."""
+    if (stage_dir / "done").is_file():
+        print(f"{stage_dir.name}: already done, skipped (delete {stage_dir / 'done'} to run it again)")
+        return True
+    return False
+
+
 def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher) -> None:
     """Fit one stage in `stage_dir` (resuming `ckpts/last.ckpt`), render its test turntable, write `done`."""
     stage_dir = Path(stage_dir)
-    if (stage_dir / "done").is_file():
-        print(f"{stage_dir.name}: already done, skipped (delete {stage_dir / 'done'} to run it again)")
+    if stage_done(stage_dir):
         return
     L.seed_everything(int(experiment.seed), workers=True, verbose=False)
     trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
@@ -84,13 +105,4 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg)), stage_dir / "save")
     if stage.get("convert_from") and resume_checkpoint(stage_dir / "ckpts") is None:
         system.geometry.initialize_from(previous_geometry(experiment, stage.convert_from, stage_dir.parent))
-    data = build(stage.data_type, stage.data, trainer_cfg.max_steps)
-    trainer = make_trainer(trainer_cfg, stage_dir)
-    last = stage_dir / "ckpts" / "last.ckpt"
-    start = time.time()
-    trainer.fit(system, datamodule=data, ckpt_path=resume_checkpoint(stage_dir / "ckpts"))
-    if trainer.interrupted:
-        raise KeyboardInterrupt(f"interrupted; rerun with resume={stage_dir.parent} to continue from {last}")
-    trainer.save_checkpoint(last)
-    trainer.test(system, datamodule=data, verbose=False)
-    (stage_dir / "done").write_text(f"{trainer.global_step} steps, {time.time() - start:.1f} s\n")
+    fit_stage(system, stage_dir, trainer_cfg, build(stage.data_type, stage.data, trainer_cfg.max_steps))

@@ -55,6 +55,25 @@ class GaussianMixture:
         """E[x_0 | x_t] = (x_t + sigma² ∇log p_t(x_t)) / alpha (Tweedie), for the clean mixture `self`."""
         return (x_t + sigma_t**2 * self.noised(alpha_t, sigma_t).score(x_t)) / alpha_t
 
+    def _marginal_component_log_probs(self, x: Tensor, alpha_t: Tensor, sigma_t: Tensor) -> Tensor:  # [N, K]
+        alpha_t, sigma_t = alpha_t.reshape(-1, 1).to(x), sigma_t.reshape(-1, 1).to(x)
+        var = alpha_t**2 * self.variances.to(x) + sigma_t**2  # [N, K]
+        sq = ((x[:, None, :] - alpha_t[..., None] * self.means.to(x)[None]) ** 2).sum(-1)
+        return torch.log(self.weights.to(x)) - 0.5 * sq / var - 0.5 * x.shape[-1] * torch.log(2 * math.pi * var)
+
+    def marginal_log_prob(self, x: Tensor, alpha_t: Tensor, sigma_t: Tensor) -> Tensor:
+        """log p_t(x) of the noised mixture, with a time per sample: x [N, d], alpha_t and sigma_t [N]."""
+        return torch.logsumexp(self._marginal_component_log_probs(x, alpha_t, sigma_t), dim=1)
+
+    def marginal_denoiser(self, x: Tensor, alpha_t: Tensor, sigma_t: Tensor) -> Tensor:
+        """E[x_0 | x_t] with a time per sample (Tweedie, per component: posterior-weighted component means)."""
+        gamma = torch.softmax(self._marginal_component_log_probs(x, alpha_t, sigma_t), dim=1)  # [N, K]
+        a, s = alpha_t.reshape(-1, 1, 1).to(x), sigma_t.reshape(-1, 1, 1).to(x)
+        v = self.variances.to(x)[None, :, None]
+        m = self.means.to(x)[None]
+        post = m + a * v / (a**2 * v + s**2) * (x[:, None, :] - a * m)  # E[x_0 | x_t, k]
+        return (gamma[..., None] * post).sum(1)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n samples [n, d]."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)

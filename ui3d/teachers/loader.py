@@ -1,17 +1,22 @@
 """The one place weights are loaded: diffusers folders (Stable Diffusion, DeepFloyd-style pixel models, the
-embedded teacher), hub ids resolved from the local Hugging Face cache only. Components are built from the
-folder's `model_index.json` classes, so any `UNet2DConditionModel` checkpoint with a text encoder loads."""
+embedded and digits teachers), hub ids resolved from the local Hugging Face cache only. Components are built from
+the folder's `model_index.json` classes, so any `UNet2DConditionModel` checkpoint with a text encoder loads."""
 from __future__ import annotations
 
 import importlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ui3d.teachers.teacher import DiffusionTeacher
 
+if TYPE_CHECKING:
+    from diffusers import DDPMScheduler, UNet2DModel
+
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded" / "weights"
+DIGITS_DIR = Path(__file__).resolve().parent / "digits" / "weights"
 COMPONENTS = ("unet", "scheduler", "text_encoder", "tokenizer", "vae")
 
 
@@ -68,6 +73,21 @@ def load_teacher(name_or_path: str = "embedded", device: str | torch.device = "c
     teacher.fingerprint = f"{path.resolve()}@{max(stamps, default=0)}"  # keys caches of text embeddings etc.
     teacher.requires_grad_(False)
     return teacher.eval()
+
+
+def load_digits_teacher(path: str | Path | None = None,
+                        device: str | torch.device = "cpu") -> tuple[UNet2DModel, DDPMScheduler]:
+    """The class-conditional MNIST teacher as (UNet2DModel, DDPMScheduler): eval mode, parameters frozen.
+    Class labels 0-9 are digits, 10 the unconditional (null) label; images are [B, 1, 16, 16] in [-1, 1]."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    path = Path(path) if path is not None else DIGITS_DIR
+    if not (path / "unet" / "config.json").is_file():
+        raise TeacherNotFound(f"no digits teacher in {path} (expected unet/ and scheduler/); train it with "
+                              f"`python -m ui3d.teachers.digits.train --out {path}`")
+    unet = UNet2DModel.from_pretrained(path, subfolder="unet").to(device)
+    scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler")
+    return unet.eval().requires_grad_(False), scheduler
 
 
 def load_tokenizer(name_or_path: str = "embedded"):

@@ -4,7 +4,7 @@
     python -m ui3d.teachers.embedded.train --steps 20 --out /tmp/t   # a quick check
 
 Fresh renders every step (item index = step × batch + i of the deterministic render stream, so no image is seen
-twice), text encoder and UNet trained jointly with ε-prediction and min-SNR-5 weighting, 10% prompt dropout for
+twice), text encoder and UNet trained jointly with v-prediction and truncated SNR+1 weighting, 10% prompt dropout for
 classifier-free guidance, EMA weights shipped. Checkpoints every `--checkpoint-every` steps under `--work-dir`;
 rerunning the same command resumes from the last one.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ui3d.diffusion.denoiser import from_denoised
 from ui3d.teachers.embedded import model as M
 from ui3d.teachers.embedded.dataset import EmbeddedDataConfig, EmbeddedRenderDataset
 from ui3d.teachers.loader import EMBEDDED_DIR
@@ -77,9 +78,16 @@ class Trainer:
         x_t = ac.sqrt() * x0 + (1 - ac).sqrt() * eps
         ids = self.tokenizer(prompts, padding="max_length", max_length=M.MAX_LENGTH, return_tensors="pt").input_ids
         pred = self.unet(x_t, t, encoder_hidden_states=self.text(ids)[0]).sample
+        alpha, sigma = ac.sqrt(), (1 - ac).sqrt()
+        target = from_denoised(x0, x_t, alpha, sigma, self.cfg.prediction_type)
         snr = (ac / (1 - ac)).flatten()
-        weight = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 for ε-prediction (Hang et al. 2023)
-        return (weight * ((pred - eps) ** 2).mean(dim=(1, 2, 3))).mean()
+        # Per-sample weight on the D error, divided by the target's own scale (||ε err|| = √snr ||D err||,
+        # ||v err|| = √(snr+1) ||D err||). ε: min-SNR-5 (Hang et al. 2023). v: truncated SNR+1 (min(snr, 5) + 1,
+        # Salimans & Ho 2022): plain v-loss at high noise, where the silhouette is decided, capped at low noise.
+        clamped = torch.clamp(snr, max=5.0)
+        weight = {"epsilon": clamped / snr, "v_prediction": (clamped + 1) / (snr + 1),
+                  "sample": clamped + 1}[self.cfg.prediction_type]
+        return (weight * ((pred - target) ** 2).mean(dim=(1, 2, 3))).mean()
 
     def train_step(self) -> float:
         for group in self.opt.param_groups:

@@ -1,0 +1,111 @@
+"""2D one-step distillation through launch.py: every recipe in configs/distill2d/ trains 3 steps (on a tiny
+random class-conditional UNet teacher, and the base configs on their own teachers), resume and the RKL → FKL warm
+start carry the networks over, and two DDP processes (gloo) end with the same generator."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import launch
+from tests.tiny_models import build_tiny_embedded_folder, build_tiny_unet_folder
+from ui3d.config import CONFIG_DIR
+from ui3d.teachers.loader import EMBEDDED_DIR
+
+RECIPES = sorted(p.name for p in (CONFIG_DIR / "distill2d").glob("*.yaml"))
+REPO = Path(__file__).resolve().parents[2]
+
+MIXTURE_FAST = ["system.teacher.fit_steps=50", "system.teacher.hidden=32", "system.batch_size=32",
+                "system.n_eval_samples=200"]
+
+
+def fast(root, steps: int = 3) -> list[str]:
+    return [f"steps={steps}", f"exp_root_dir={root}", "tag=t", "trainer.val_check_interval=1",
+            "trainer.checkpoint_every=1", "trainer.log_every_n_steps=1", "system.grid_samples=4"]
+
+
+@pytest.fixture(scope="module")
+def unet_teacher(tmp_path_factory):
+    return build_tiny_unet_folder(tmp_path_factory.mktemp("unet"))
+
+
+def unet_overrides(folder, recipe: str = "") -> list[str]:
+    extends = [] if recipe == "digits.yaml" else ["extends=digits.yaml"]
+    return [*extends, f"system.teacher.pretrained_model_name_or_path={folder}", "system.batch_size=4",
+            "system.teacher.real_pool=8", "system.teacher.real_steps=2", "system.n_eval_samples=8"]
+
+
+def only_run(root: Path) -> Path:
+    (name,) = [p for p in root.iterdir() if p.is_dir()]
+    (run,) = list(name.iterdir())
+    return run / "main"
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if r not in ("mixture.yaml", "embedded.yaml")])
+def test_recipe_trains_three_steps(recipe, unet_teacher, tmp_path):
+    assert launch.main(["--config", f"distill2d/{recipe}", *fast(tmp_path), *unet_overrides(unet_teacher, recipe)]) == 0
+    stage = only_run(tmp_path)
+    assert (stage / "done").read_text().startswith("3 steps")
+    assert (stage / "ckpts" / "last.ckpt").is_file() and (stage / "save" / "samples.png").is_file()
+    assert (stage / "save" / "it1.png").is_file() and (stage / "logs" / "metrics.csv").is_file()
+
+
+def test_mixture_config_reports_against_the_exact_mixture(tmp_path):
+    assert launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path), *MIXTURE_FAST]) == 0
+    metrics = json.loads((only_run(tmp_path) / "save" / "metrics.json").read_text())
+    assert metrics["steps"] == 3 and metrics["samples"]["n_modes"] == 8
+    assert {"mmd", "mmd_floor", "modes_covered", "mode_tv", "precision", "recall"} <= set(metrics["samples"])
+    assert set(metrics["ratio"]) == {"t200", "t400", "t600", "t800"}
+
+
+def test_embedded_config_trains_a_text_to_image_generator(tmp_path):
+    teacher = EMBEDDED_DIR if (EMBEDDED_DIR / "model_index.json").is_file() else build_tiny_embedded_folder(tmp_path / "emb")
+    overrides = [f"system.teacher.pretrained_model_name_or_path={teacher}", "system.batch_size=2",
+                 "system.teacher.real_pool=4", "system.teacher.real_steps=2", "system.teacher.prompts=[a red vase]"]
+    assert launch.main(["--config", "distill2d/embedded.yaml", *fast(tmp_path, 2), *overrides]) == 0
+    assert (only_run(tmp_path) / "done").read_text().startswith("2 steps")
+
+
+def generator_state(stage: Path) -> dict:
+    state = torch.load(stage / "ckpts" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    return {k: v for k, v in state.items() if k.startswith("generator.")}
+
+
+def test_resume_continues_the_run(tmp_path):
+    assert launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path, 2), *MIXTURE_FAST]) == 0
+    stage = only_run(tmp_path)
+    (stage / "done").unlink()
+    more = [o for o in fast(tmp_path, 4) if o != "tag=t"]
+    assert launch.main(["--config", "distill2d/mixture.yaml", *more, *MIXTURE_FAST, f"resume={stage.parent}"]) == 0
+    assert (stage / "done").read_text().startswith("4 steps")
+
+
+def test_rkl_to_fkl_warm_start_loads_the_rkl_run(tmp_path):
+    rkl = ["--config", "distill2d/uniinstruct-rkl.yaml", "extends=mixture.yaml", *MIXTURE_FAST]
+    assert launch.main([*rkl, *fast(tmp_path / "rkl", 2)]) == 0
+    rkl_stage = only_run(tmp_path / "rkl")
+    frozen = ["system.lr_generator=0.0"]  # Adam with lr 0: the generator stays what the warm start loaded
+    fkl = ["--config", "distill2d/uniinstruct-fkl.yaml", "extends=mixture.yaml", *MIXTURE_FAST, *frozen,
+           f"system.warm_start={rkl_stage.parent}"]
+    assert launch.main([*fkl, *fast(tmp_path / "fkl", 2)]) == 0
+    loaded, saved = generator_state(only_run(tmp_path / "fkl")), generator_state(rkl_stage)
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
+
+
+def test_bad_loss_key_fails_before_the_run(tmp_path, capsys):
+    code = launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path), "system.loss.divergance=fkl"])
+    assert code == 2 and "divergance" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_ddp_two_cpu_processes_agree_on_the_generator(tmp_path):
+    cmd = [sys.executable, "launch.py", "--config", "distill2d/mixture.yaml", *fast(tmp_path), *MIXTURE_FAST,
+           "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = json.loads((only_run(tmp_path) / "save" / "ranks.json").read_text())
+    assert ranks["world_size"] == 2
+    assert ranks["checksums"][0] == ranks["checksums"][1]

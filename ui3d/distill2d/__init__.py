@@ -1,0 +1,1 @@
+"""2D one-step distillation: teachers behind one interface, the trainable networks, end-of-run measurements."""

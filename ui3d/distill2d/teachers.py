@@ -1,0 +1,298 @@
+"""Teachers of 2D one-step distillation behind one interface (DESIGN §4).
+
+A teacher gives: the data `shape`, a discrete VP schedule, condition sampling (`conditions`: class labels, text
+embeddings or none, with the unconditional counterpart for CFG), the guided denoiser D_q (gradients flow through
+x_t), `network()` — a trainable copy that initialises the generator and the fake score —, "real" samples for
+the discriminator and multi-step `sample`s for the teacher's own quality at a given NFE.
+
+- `mixture-teacher`: an analytic Gaussian mixture in R^d (exact D, exact log q_t, so the true r is known); its
+  `network()` is an MLP denoiser fitted to the mixture by denoising score matching (deterministic, cached).
+- `unet-teacher`: any diffusers `UNet2DModel` folder (`unet/` + `scheduler/`), unconditional or class-conditional
+  (the last class embedding is the null label of CFG), e.g. the project's MNIST teacher (`digits`).
+- `text-teacher`: a text-to-image teacher through `ui3d.teachers.loader` (the embedded one by default, or a
+  Stable Diffusion folder: the generator then works in latent space): a one-step text-to-image generator.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ui3d import register
+from ui3d.diffusion.samplers import ddim
+from ui3d.diffusion.schedules import VPDiscrete
+from ui3d.distill import losses
+from ui3d.distill2d.networks import FeatureDiscriminator, MLPDenoiser, MLPDiscriminator, UNetDenoiser
+from ui3d.teachers.gaussians import GaussianMixture
+from ui3d.teachers.loader import DIGITS_DIR
+from ui3d.diffusion.denoiser import cfg as cfg_combine
+
+
+
+def cosine_schedule(n: int = 1000) -> VPDiscrete:
+    """DDPM's cosine schedule (squaredcos_cap_v2), as the project's teachers use."""
+    from diffusers import DDPMScheduler
+
+    return VPDiscrete.from_scheduler(DDPMScheduler(num_train_timesteps=n, beta_schedule="squaredcos_cap_v2"))
+
+
+class Teacher2D:
+    """Base: a frozen denoiser `self.net` (an nn.Module in the `net(x_t, t, cond)` convention) and its schedule."""
+
+    shape: tuple[int, ...]
+    schedule: VPDiscrete
+    net: nn.Module
+
+    def conditions(self, n: int, generator: torch.Generator) -> tuple[Optional[Tensor], Optional[Tensor], list]:
+        """(cond, uncond, labels) for n samples: unconditional teachers give (None, None, [None] * n)."""
+        return None, None, [None] * n
+
+    def denoise(self, x_t: Tensor, t: Tensor, cond, uncond, guidance_scale: float = 1.0) -> Tensor:
+        """D_q, classifier-free guided when `guidance_scale` ≠ 1 (CFG on the teacher only)."""
+        if guidance_scale == 1.0 or uncond is None:
+            return self.net(x_t, t, cond)
+        d = self.net(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, uncond]))
+        d_cond, d_uncond = d.chunk(2)
+        return cfg_combine(d_cond, d_uncond, guidance_scale)
+
+    def network(self) -> nn.Module:
+        """A trainable copy of the teacher's denoiser (initialises the generator and the fake score)."""
+        net = copy.deepcopy(self.net)
+        net.requires_grad_(True).train()
+        return net
+
+    def discriminator(self, kind: str, fake: nn.Module) -> nn.Module:
+        """The density-ratio discriminator: a head on the teacher's (or fake score's) mid-block features."""
+        return FeatureDiscriminator(kind, self.net if kind != "fake" else fake)
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int, generator: torch.Generator, guidance_scale: float = 1.0,
+               batch: int = 256) -> tuple[Tensor, list]:
+        """n teacher samples with `steps`-step DDIM (NFE = steps, ×2 with CFG), and their labels."""
+        out, labels = [], []
+        for i in range(0, n, batch):
+            m = min(batch, n - i)
+            cond, uncond, lab = self.conditions(m, generator)
+            noise = torch.randn(m, *self.shape, generator=generator)
+            out.append(ddim(lambda x, t: self.denoise(x, t, cond, uncond, guidance_scale), noise, self.schedule, steps))
+            labels += lab
+        return torch.cat(out), labels
+
+    def real(self, n: int, generator: torch.Generator) -> tuple[Tensor, Optional[Tensor]]:
+        """"Real" samples of q_0 for the discriminator, with their conditions: a pool of teacher samples made
+        once (`real_pool`, `real_steps`), drawn from with replacement."""
+        pool, pool_cond = self._real_pool()
+        idx = torch.randint(0, len(pool), (n,), generator=generator)
+        return pool[idx], (None if pool_cond is None else pool_cond[idx])
+
+    def _real_pool(self):
+        if getattr(self, "_pool", None) is None:
+            g = torch.Generator().manual_seed(self.cfg.seed)
+            samples, labels = [], []
+            for i in range(0, self.cfg.real_pool, 256):
+                m = min(256, self.cfg.real_pool - i)
+                cond, uncond, _ = self.conditions(m, g)
+                noise = torch.randn(m, *self.shape, generator=g)
+                with torch.no_grad():
+                    samples.append(ddim(lambda x, t: self.denoise(x, t, cond, uncond, self.cfg.guidance_scale),
+                                        noise, self.schedule, self.cfg.real_steps))
+                labels.append(cond)
+            self._pool = (torch.cat(samples), None if labels[0] is None else torch.cat(labels))
+        return self._pool
+
+    def to_images(self, x: Tensor) -> Tensor:
+        """Samples → images [B, C, H, W] in [0, 1] for grids and metrics."""
+        return ((x + 1) / 2).clamp(0, 1)
+
+
+def _frozen(net: nn.Module) -> nn.Module:
+    return net.requires_grad_(False).eval()
+
+
+_FITTED: dict[tuple, nn.Module] = {}
+
+
+def _fitted_mlp(key: tuple, mixture: GaussianMixture, alphas_cumprod: Tensor, hidden: int, steps: int, seed: int):
+    """An MLP denoiser fitted to the mixture by DSM with the same weighting as the image teachers (v-loss,
+    truncated SNR+1), on fresh exact samples each step; cached per process under `key`."""
+    if key in _FITTED:
+        return _FITTED[key]
+    torch.manual_seed(seed)
+    dim = mixture.means.shape[1]
+    net = MLPDenoiser(dim, alphas_cumprod, hidden=hidden)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    n = len(alphas_cumprod)
+    for step in range(steps):
+        x0 = mixture.sample(512, generator=g).float()
+        t = torch.randint(0, n, (512,), generator=g)
+        alpha, sigma = net.alpha_sigma(t)
+        x_t = alpha[:, None] * x0 + sigma[:, None] * torch.randn(x0.shape, generator=g)
+        snr = alpha**2 / sigma**2
+        loss, _ = losses.dsm(net(x_t, t), x0, weight=snr.clamp(max=5) + 1)
+        for group in opt.param_groups:
+            group["lr"] = 2e-3 * (1 - step / steps) + 1e-4
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _FITTED[key] = _frozen(net)
+    return _FITTED[key]
+
+
+@register("mixture-teacher")
+class MixtureTeacher(Teacher2D):
+    """An analytic Gaussian mixture in R^d: a ring of `n_modes` modes (optionally unequal `weights`) in the first
+    two coordinates; D_q is exact (`marginal_denoiser`), and so is log q_t."""
+
+    @dataclass
+    class Config:
+        n_modes: int = 8
+        radius: float = 2.0
+        std: float = 0.1
+        weights: Optional[list] = None
+        """Mode weights (normalised); null = equal. The 2D benchmark uses unequal ones."""
+        dim: int = 2
+        """Ambient dimension (modes sit in the first two coordinates)."""
+        fit_steps: int = 1500
+        """DSM steps of the MLP that initialises generator and fake score."""
+        hidden: int = 256
+        seed: int = 0
+
+    def __init__(self, cfg: "MixtureTeacher.Config"):
+        self.cfg = cfg
+        weights = None if cfg.weights is None else torch.tensor(cfg.weights, dtype=torch.float64)
+        if weights is not None and len(weights) != cfg.n_modes:
+            raise ValueError(f"mixture-teacher: {len(weights)} weights for {cfg.n_modes} modes; give one per mode")
+        ring = GaussianMixture.ring(cfg.n_modes, cfg.radius, cfg.std, weights)
+        means = torch.zeros(cfg.n_modes, cfg.dim, dtype=torch.float64)
+        means[:, :2] = ring.means
+        self.mixture = GaussianMixture(ring.weights, means, ring.variances)
+        self.schedule = cosine_schedule()
+        self.shape = (cfg.dim,)
+        self.net = _Exact(self)
+
+    def network(self) -> nn.Module:
+        key = (self.cfg.n_modes, self.cfg.radius, self.cfg.std, tuple(self.cfg.weights or ()), self.cfg.dim,
+               self.cfg.hidden, self.cfg.fit_steps, self.cfg.seed)
+        fitted = _fitted_mlp(key, self.mixture, self.schedule.alphas_cumprod, self.cfg.hidden, self.cfg.fit_steps,
+                             self.cfg.seed)
+        return copy.deepcopy(fitted).requires_grad_(True).train()
+
+    def discriminator(self, kind: str, fake: nn.Module) -> nn.Module:
+        """Vectors have no UNet encoder to read: every kind is an MLP on (x_t, t)."""
+        return MLPDiscriminator(self.shape[0], len(self.schedule.alphas_cumprod))
+
+    def real(self, n: int, generator: torch.Generator) -> tuple[Tensor, None]:
+        return self.mixture.sample(n, generator=generator).float(), None
+
+    def log_q(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """Exact log q_t(x_t) per sample."""
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        return self.mixture.marginal_log_prob(x_t.double(), alpha.double(), sigma.double()).float()
+
+    def to_images(self, x: Tensor) -> Tensor:
+        """A 64×64 histogram of the first two coordinates over [−1.5 R, 1.5 R]² (white = empty)."""
+        r, n = 1.5 * self.cfg.radius, 64
+        ij = ((x[:, :2] + r) / (2 * r) * n).long().clamp(0, n - 1)
+        hist = torch.zeros(n * n).index_add_(0, ij[:, 1] * n + ij[:, 0], torch.ones(len(x))).reshape(n, n)
+        img = 1 - (hist / hist.max().clamp(min=1)).sqrt()
+        return img.flip(0)[None, None].expand(1, 3, n, n)
+
+
+class _Exact(nn.Module):
+    """The mixture's exact denoiser as a module in the `net(x_t, t, cond)` convention."""
+
+    def __init__(self, teacher: MixtureTeacher):
+        super().__init__()
+        self._teacher = [teacher]
+
+    def forward(self, x_t: Tensor, t: Tensor, cond=None) -> Tensor:
+        teacher = self._teacher[0]
+        alpha, sigma = teacher.schedule.alpha_sigma(t)
+        return teacher.mixture.marginal_denoiser(x_t.double(), alpha.double(), sigma.double()).to(x_t.dtype)
+
+
+def resolve_unet_folder(name: str) -> Path:
+    """`digits` → the shipped MNIST teacher; otherwise a folder with `unet/` and `scheduler/` (or a bare UNet
+    folder with `config.json`)."""
+    path = DIGITS_DIR if name == "digits" else Path(name).expanduser()
+    if not ((path / "unet" / "config.json").is_file() or (path / "config.json").is_file()):
+        hint = " (train it: python -m ui3d.teachers.digits.train)" if name == "digits" else ""
+        raise FileNotFoundError(f"unet-teacher: no diffusers UNet folder at {path}{hint}")
+    return path
+
+
+@register("unet-teacher")
+class UNetTeacher(Teacher2D):
+    """A diffusers `UNet2DModel` teacher, unconditional or class-conditional (`num_class_embeds`: the last
+    embedding is CFG's null label)."""
+
+    @dataclass
+    class Config:
+        pretrained_model_name_or_path: str = "digits"
+        guidance_scale: float = 1.0
+        real_pool: int = 512
+        """Teacher samples made once as the discriminator's "real" images."""
+        real_steps: int = 35
+        """DDIM steps of those samples."""
+        seed: int = 0
+
+    def __init__(self, cfg: "UNetTeacher.Config"):
+        from diffusers import DDPMScheduler, UNet2DModel
+
+        self.cfg = cfg
+        path = resolve_unet_folder(cfg.pretrained_model_name_or_path)
+        unet_dir = path / "unet" if (path / "unet").is_dir() else path
+        unet = UNet2DModel.from_pretrained(unet_dir)
+        scheduler = (DDPMScheduler.from_pretrained(path / "scheduler") if (path / "scheduler").is_dir()
+                     else DDPMScheduler(num_train_timesteps=1000))
+        self.schedule = VPDiscrete.from_scheduler(scheduler)
+        self.net = _frozen(UNetDenoiser(unet, self.schedule.alphas_cumprod, scheduler.config.prediction_type))
+        self.n_classes = unet.config.num_class_embeds
+        self.shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+
+    def conditions(self, n, generator):
+        if not self.n_classes:
+            return None, None, [None] * n
+        labels = torch.randint(0, self.n_classes - 1, (n,), generator=generator)
+        return labels, torch.full_like(labels, self.n_classes - 1), labels.tolist()
+
+
+@register("text-teacher")
+class TextTeacher(Teacher2D):
+    """A text-to-image teacher (embedded, or a Stable Diffusion folder: latents, decoded for images); the
+    conditions are prompts drawn from `prompts`."""
+
+    @dataclass
+    class Config:
+        pretrained_model_name_or_path: str = "embedded"
+        prompts: list = field(default_factory=lambda: ["a red vase", "a blue mug", "a green ball", "a yellow cone"])
+        guidance_scale: float = 3.0
+        real_pool: int = 256
+        real_steps: int = 35
+        seed: int = 0
+
+    def __init__(self, cfg: "TextTeacher.Config"):
+        from ui3d.teachers.loader import load_teacher
+
+        self.cfg = cfg
+        self.teacher = load_teacher(cfg.pretrained_model_name_or_path)
+        self.teacher.check_prompts(list(cfg.prompts))
+        self.schedule = self.teacher.schedule
+        self.net = _frozen(UNetDenoiser(self.teacher.unet, self.schedule.alphas_cumprod, self.teacher.prediction_type))
+        with torch.no_grad():
+            self.embeddings = self.teacher.encode_text(list(cfg.prompts))
+            self.null = self.teacher.encode_text([""])
+        unet = self.teacher.unet.config
+        self.shape = (unet.in_channels, unet.sample_size, unet.sample_size)
+
+    def conditions(self, n, generator):
+        idx = torch.randint(0, len(self.cfg.prompts), (n,), generator=generator)
+        return self.embeddings[idx], self.null.expand(n, -1, -1), [self.cfg.prompts[i] for i in idx]
+
+    def to_images(self, x: Tensor) -> Tensor:
+        return self.teacher.decode(x).clamp(0, 1)
