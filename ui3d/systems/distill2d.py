@@ -144,6 +144,9 @@ class Distill2DSystem(L.LightningModule):
 
     def _step(self, opt, loss: Tensor, params: list[nn.Parameter], raw: bool) -> None:
         opt.zero_grad(set_to_none=True)
+        model = self.trainer.strategy.model
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model.require_backward_grad_sync = False  # DDP's reducer stays out; `all_reduce_grads` averages
         self.manual_backward(loss)
         all_reduce_grads(params)
         # fake score and discriminator step their raw optimizers so that global_step counts generator updates
@@ -166,9 +169,6 @@ class Distill2DSystem(L.LightningModule):
         return opts
 
     def on_train_start(self) -> None:
-        model = self.trainer.strategy.model
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model.require_backward_grad_sync = False  # gradients are averaged by `all_reduce_grads`
         self._warm_start()
 
     def _warm_start(self) -> None:
