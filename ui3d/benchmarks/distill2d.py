@@ -1,7 +1,7 @@
 """2D one-step distillation, measured side by side in one run (DESIGN §4; issue: 2D distillation).
 
     python -m ui3d.benchmarks.distill2d                  # both parts, writes benchmarks/distill2d.md
-    python -m ui3d.benchmarks.distill2d --part mixture   # or --part digits
+    python -m ui3d.benchmarks.distill2d --part mixture   # or --part digits (writes distill2d-<part>.md)
 
 Part 1, the 8-mode ring with unequal weights (exact teacher): one Uni-Instruct run per divergence and seed (same
 steps and settings), scored on the EMA generator's samples: modes covered, mode-weight total variation, off-mode
@@ -125,12 +125,13 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", choices=("mixture", "digits", "all"), default="all")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--mixture-steps", type=int, default=800)
-    p.add_argument("--digit-steps", type=int, default=300)
+    p.add_argument("--mixture-steps", type=int, default=1500)
+    p.add_argument("--digit-steps", type=int, default=150)
     p.add_argument("--samples", type=int, default=1000, help="samples per digits row (and mixture eval)")
     p.add_argument("--root", type=Path, default=Path("outputs/bench-distill2d"))
-    p.add_argument("--out", type=Path, default=Path("benchmarks/distill2d.md"))
+    p.add_argument("--out", type=Path, default=None, help="default: benchmarks/distill2d[-<part>].md")
     args = p.parse_args(argv)
+    args.out = args.out or Path("benchmarks/distill2d" + ("" if args.part == "all" else f"-{args.part}") + ".md")
     args.root = args.root / time.strftime("%Y%m%d-%H%M%S")
     sections = [f"# 2D one-step distillation\n\n`python -m ui3d.benchmarks.distill2d --part {args.part}` "
                 f"({torch.get_num_threads()} CPU threads).\n"]

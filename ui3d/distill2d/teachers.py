@@ -15,6 +15,7 @@ the discriminator and multi-step `sample`s for the teacher's own quality at a gi
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -26,6 +27,7 @@ from ui3d import register
 from ui3d.diffusion.samplers import ddim
 from ui3d.diffusion.schedules import VPDiscrete
 from ui3d.distill import losses
+from ui3d.guidance.real_pool import DEFAULT_CACHE_DIR
 from ui3d.distill2d.networks import FeatureDiscriminator, MLPDenoiser, MLPDiscriminator, UNetDenoiser
 from ui3d.teachers.gaussians import GaussianMixture
 from ui3d.teachers.loader import DIGITS_DIR
@@ -46,6 +48,8 @@ class Teacher2D:
     shape: tuple[int, ...]
     schedule: VPDiscrete
     net: nn.Module
+    source: Optional[Path] = None
+    """The weights folder (for the real-pool cache key)."""
 
     def conditions(self, n: int, generator: torch.Generator) -> tuple[Optional[Tensor], Optional[Tensor], list]:
         """(cond, uncond, labels) for n samples: unconditional teachers give (None, None, [None] * n)."""
@@ -84,13 +88,25 @@ class Teacher2D:
 
     def real(self, n: int, generator: torch.Generator) -> tuple[Tensor, Optional[Tensor]]:
         """"Real" samples of q_0 for the discriminator, with their conditions: a pool of teacher samples made
-        once (`real_pool`, `real_steps`), drawn from with replacement."""
+        once (`real_pool`, `real_steps`; cached on disk by `fingerprint`), drawn from with replacement."""
         pool, pool_cond = self._real_pool()
         idx = torch.randint(0, len(pool), (n,), generator=generator)
         return pool[idx], (None if pool_cond is None else pool_cond[idx])
 
+    def fingerprint(self) -> str:
+        """What the teacher samples depend on: its weights file and the pool settings."""
+        weights = sorted(Path(self.source).rglob("*.safetensors")) if self.source else []
+        stamp = [(w.name, w.stat().st_size, int(w.stat().st_mtime)) for w in weights]
+        key = repr((str(self.source), stamp, self.cfg.real_pool, self.cfg.real_steps, self.cfg.guidance_scale,
+                    self.cfg.seed, getattr(self.cfg, "prompts", None)))
+        return hashlib.sha1(key.encode()).hexdigest()[:16]
+
     def _real_pool(self):
         if getattr(self, "_pool", None) is None:
+            cache = Path(DEFAULT_CACHE_DIR) / f"distill2d-{self.fingerprint()}.pt"
+            if cache.is_file():
+                self._pool = torch.load(cache, weights_only=True)
+                return self._pool
             g = torch.Generator().manual_seed(self.cfg.seed)
             samples, labels = [], []
             for i in range(0, self.cfg.real_pool, 256):
@@ -102,6 +118,9 @@ class Teacher2D:
                                         noise, self.schedule, self.cfg.real_steps))
                 labels.append(cond)
             self._pool = (torch.cat(samples), None if labels[0] is None else torch.cat(labels))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(self._pool, cache.with_suffix(".tmp"))
+            cache.with_suffix(".tmp").replace(cache)
         return self._pool
 
     def to_images(self, x: Tensor) -> Tensor:
@@ -245,7 +264,7 @@ class UNetTeacher(Teacher2D):
         from diffusers import DDPMScheduler, UNet2DModel
 
         self.cfg = cfg
-        path = resolve_unet_folder(cfg.pretrained_model_name_or_path)
+        path = self.source = resolve_unet_folder(cfg.pretrained_model_name_or_path)
         unet_dir = path / "unet" if (path / "unet").is_dir() else path
         unet = UNet2DModel.from_pretrained(unet_dir)
         scheduler = (DDPMScheduler.from_pretrained(path / "scheduler") if (path / "scheduler").is_dir()
@@ -277,10 +296,11 @@ class TextTeacher(Teacher2D):
         seed: int = 0
 
     def __init__(self, cfg: "TextTeacher.Config"):
-        from ui3d.teachers.loader import load_teacher
+        from ui3d.teachers.loader import load_teacher, resolve_model_path
 
         self.cfg = cfg
         self.teacher = load_teacher(cfg.pretrained_model_name_or_path)
+        self.source = resolve_model_path(cfg.pretrained_model_name_or_path)
         self.teacher.check_prompts(list(cfg.prompts))
         self.schedule = self.teacher.schedule
         self.net = _frozen(UNetDenoiser(self.teacher.unet, self.schedule.alphas_cumprod, self.teacher.prediction_type))
