@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from ui3d.data.mnist import load_mnist
 from ui3d.diffusion.denoiser import from_denoised
 from ui3d.teachers.digits import model as M
 from ui3d.teachers.loader import DIGITS_DIR
+from ui3d.teachers.training import run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -127,28 +127,7 @@ class Trainer:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    trainer = Trainer(args)
-    ckpt = args.work_dir / "last.ckpt"
-    if ckpt.is_file():
-        trainer.load(torch.load(ckpt, weights_only=True))
-        print(f"resumed from {ckpt} at step {trainer.step}")
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    running, start = [], time.time() - trainer.elapsed
-    while trainer.step < args.steps:
-        running.append(trainer.train_step())
-        trainer.elapsed = time.time() - start
-        if trainer.step % args.log_every == 0 or trainer.step == args.steps:
-            mean = sum(running) / len(running)
-            trainer.history.append([trainer.step, round(mean, 5), round(trainer.elapsed, 1)])
-            eta = trainer.elapsed / trainer.step * (args.steps - trainer.step) if trainer.step else 0
-            print(f"step {trainer.step}/{args.steps} loss {mean:.4f} lr {trainer.lr_at(trainer.step):.2e} "
-                  f"{trainer.elapsed:.0f}s eta {eta:.0f}s", flush=True)
-            running = []
-        if trainer.step % args.checkpoint_every == 0 or trainer.step == args.steps:
-            torch.save(trainer.state(), ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)
-    trainer.export(args.out)
-    print(f"wrote {args.out} ({trainer.elapsed:.0f} s of training)")
+    run(Trainer(args), args)
 
 
 if __name__ == "__main__":
