@@ -3,11 +3,10 @@ stage in its own folder and a textured mesh that reloads in trimesh (OBJ and GLB
 import numpy as np
 import torch
 import trimesh
-from omegaconf import OmegaConf
 
 import launch
 from tests.systems.test_configs import teachers, tiny_overrides  # noqa: F401  (pytest fixture)
-from ui3d.config import CONFIG_DIR, load_config
+from ui3d.config import load_config
 from ui3d.export.mesh import export_stage
 
 STAGE_OVERRIDES = [f"stages.{stage}.{key}" for stage in ("geometry", "texture") for key in (
@@ -28,7 +27,7 @@ def test_three_stages_in_one_command_export_a_textured_mesh(teachers, tmp_path):
     config = "uniinstruct-fkl.yaml"
     overrides = tiny_overrides(config, teachers, tmp_path) + STAGE_OVERRIDES + TINY_MESH
     assert launch.main(["--config", config, *overrides]) == 0
-    (run_dir,) = (tmp_path / OmegaConf.load(CONFIG_DIR / config).name).iterdir()
+    (run_dir,) = (tmp_path / load_config(config).cfg.name).iterdir()
     for stage in ("nerf", "geometry", "texture"):
         assert (run_dir / stage / "done").read_text().startswith("2 steps")
         assert (run_dir / stage / "ckpts" / "last.ckpt").is_file()

@@ -2,11 +2,10 @@
 teacher for the embedded configs, a tiny random Stable-Diffusion-shaped folder for configs/sd/ — and leaves a
 resumable run directory with checkpoints, validation grids, a turntable and logs."""
 import pytest
-from omegaconf import OmegaConf
 
 import launch
 from tests.tiny_models import SD_WORDS, build_tiny_embedded_folder, build_tiny_sd_folder
-from ui3d.config import CONFIG_DIR
+from ui3d.config import CONFIG_DIR, load_config
 from ui3d.teachers.loader import EMBEDDED_DIR
 
 CONFIGS = sorted(str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.rglob("*.yaml") if "distill2d" not in p.parts)
@@ -20,7 +19,7 @@ def teachers(tmp_path_factory):
 
 
 def tiny_overrides(config: str, teachers: dict, root) -> list[str]:
-    cfg = OmegaConf.load(CONFIG_DIR / config)
+    cfg = load_config(config).cfg  # its `extends:` chain merged
     teacher = teachers["sd" if config.startswith("sd/") else "embedded"]
     overrides = [
         "steps=2", "prompt=a red vase", f"exp_root_dir={root}", "tag=t", "data.width=16", "data.height=16",
@@ -42,7 +41,7 @@ def tiny_overrides(config: str, teachers: dict, root) -> list[str]:
 @pytest.mark.parametrize("config", CONFIGS)
 def test_config_trains_two_steps(config, teachers, tmp_path):
     assert launch.main(["--config", config, "--stage", "nerf", *tiny_overrides(config, teachers, tmp_path)]) == 0
-    (run_dir,) = (tmp_path / OmegaConf.load(CONFIG_DIR / config).name).iterdir()
+    (run_dir,) = (tmp_path / load_config(config).cfg.name).iterdir()
     stage = run_dir / "nerf"
     assert (run_dir / "config.yaml").is_file() and (stage / "done").read_text().startswith("2 steps")
     assert (stage / "ckpts" / "last.ckpt").is_file()

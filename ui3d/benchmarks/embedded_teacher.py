@@ -58,8 +58,12 @@ def main(argv=None) -> None:
     p.add_argument("--guidance-scale", type=float, nargs="+", default=[3.0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", default="embedded", help="the teacher to score (a folder; default: the shipped one)")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/embedded_teacher.md"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/embedded_teacher.md"),
+                   help="the table's file (a folder: <folder>/embedded_teacher.md); sample grids go beside it")
     args = p.parse_args(argv)
+    if args.out.is_dir() or not args.out.suffix:
+        args.out = args.out / "embedded_teacher.md"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     teacher, classifier = load_teacher(args.teacher), load_classifier()
     triples = prompts_for(args.per_prompt, args.seed)
     n = len(triples)
@@ -83,7 +87,6 @@ def main(argv=None) -> None:
               "| floor (held-out halves) | s / sample |\n|" + " --- |" * 7)
     table = "\n".join([header, *rows])
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         f"# Embedded teacher quality\n\n`python -m ui3d.benchmarks.embedded_teacher` ({args.steps}-step DDIM, "
         f"{args.per_prompt} samples per category × colour prompt with view suffixes, classifier features for the "
