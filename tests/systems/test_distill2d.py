@@ -60,6 +60,20 @@ def test_mixture_config_reports_against_the_exact_mixture(tmp_path):
     assert set(metrics["ratio"]) == {"t200", "t400", "t600", "t800"}
 
 
+def test_digits_run_scores_its_samples_and_keeps_them(tmp_path):
+    """On the shipped MNIST teacher the end of a run writes the classifier metrics and the evaluated samples
+    (uint8, with their labels) that the benchmark's Inception FID reads."""
+    overrides = ["system.batch_size=4", "system.teacher.real_pool=8", "system.teacher.real_steps=2",
+                 "system.n_eval_samples=8"]
+    assert launch.main(["--config", "distill2d/digits.yaml", *fast(tmp_path, 1), *overrides]) == 0
+    save = only_run(tmp_path) / "save"
+    metrics = json.loads((save / "metrics.json").read_text())["samples"]
+    assert metrics["n"] == 8 and metrics["fd_clf"] > 0
+    kept = torch.load(save / "samples.pt")
+    assert kept["images"].shape == (8, 1, 16, 16) and kept["images"].dtype == torch.uint8
+    assert kept["labels"].shape == (8,) and 0 <= int(kept["labels"].min()) and int(kept["labels"].max()) < 10
+
+
 def test_embedded_config_trains_a_text_to_image_generator(tmp_path):
     teacher = EMBEDDED_DIR if (EMBEDDED_DIR / "model_index.json").is_file() else build_tiny_embedded_folder(tmp_path / "emb")
     overrides = [f"system.teacher.pretrained_model_name_or_path={teacher}", "system.batch_size=2",

@@ -272,6 +272,9 @@ class Distill2DSystem(L.LightningModule):
         elif evaluate.is_digits_teacher(self.teacher):
             x, labels = self.samples(self.cfg.n_eval_samples, seed=2024)
             metrics["samples"] = evaluate.digit_metrics(x, labels, evaluate.mnist_reference(self.cfg.n_eval_samples))
+            self.save_dir.mkdir(parents=True, exist_ok=True)  # kept for later metrics (Inception FID)
+            uint8 = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # [N, 1, 16, 16]
+            torch.save({"images": uint8, "labels": torch.as_tensor(labels)}, self.save_dir / "samples.pt")
         self.save_dir.mkdir(parents=True, exist_ok=True)
         (self.save_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
 
