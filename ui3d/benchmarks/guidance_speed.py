@@ -4,7 +4,8 @@ One guidance step = the guidance call (encode, noise, teacher CFG, fake score, d
 one backward of the summed losses, and an Adam step on the guidance's own parameters (LoRA, camera embedding,
 discriminator head); the geometry and the renderer are left out. The teacher is the shipped embedded teacher
 (32×32) when its weights exist, else a random teacher of the embedded layout at its default size. The real-image
-pool of `uniinstruct` is drawn before timing (it is a one-off per prompt and view, cached on disk).
+pool of `uniinstruct` is drawn before timing (it is a one-off per prompt and view, cached on disk). Each guidance
+has the settings of the shipped config that uses it (dreamfusion.yaml, prolificdreamer.yaml, uniinstruct-fkl.yaml).
 
     python -m ui3d.benchmarks.guidance_speed     # prints the table, writes benchmarks/guidance_speed.md
 """
@@ -18,15 +19,16 @@ from types import SimpleNamespace
 
 import torch
 
-from ui3d.guidance.sds import SDSGuidance
-from ui3d.guidance.uniinstruct import UniInstructGuidance
-from ui3d.guidance.vsd import VSDGuidance
+from omegaconf import OmegaConf
+
+from ui3d.config import build, load_config
 from ui3d.teachers.embedded import model as embedded
 from ui3d.teachers.loader import EMBEDDED_DIR, load_teacher
 from ui3d.teachers.teacher import DiffusionTeacher
 from ui3d.benchmarks.common import matmul_gflops
 
-GUIDANCES = {"sds": SDSGuidance, "vsd": VSDGuidance, "uniinstruct": UniInstructGuidance}
+GUIDANCES = ("sds", "vsd", "uniinstruct")
+CONFIGS = {"sds": "dreamfusion.yaml", "vsd": "prolificdreamer.yaml", "uniinstruct": "uniinstruct-fkl.yaml"}
 PROMPT = "a red vase, side view"
 
 
@@ -41,11 +43,19 @@ def teacher_for_benchmark() -> tuple[DiffusionTeacher, str]:
     return teacher.requires_grad_(False).eval(), "random embedded-layout teacher (default size; no shipped weights)"
 
 
+def shipped_settings(name: str) -> dict:
+    """The guidance block of the shipped embedded config that uses guidance `name` (what users run), without
+    the teacher path; a smaller real-image pool for `uniinstruct` (drawn before timing either way)."""
+    block = OmegaConf.to_container(load_config(CONFIGS[name]).cfg.system.guidance, resolve=True)
+    block.pop("pretrained_model_name_or_path", None)
+    if name == "uniinstruct":
+        block.update(real_pool_size=4, real_sampling_steps=10)
+    return block
+
+
 def time_guidance(name: str, teacher: DiffusionTeacher, rgb: torch.Tensor, embeds, c2w, steps: int) -> float:
-    """Seconds per guidance step (after one untimed warm-up step)."""
-    cls = GUIDANCES[name]
-    extra = {"real_pool_size": 4, "real_sampling_steps": 10} if name == "uniinstruct" else {}
-    guidance = cls(cls.Config(**extra), teacher)
+    """Seconds per guidance step (after one untimed warm-up step), with the shipped config's settings."""
+    guidance = build(name, shipped_settings(name), teacher)
     groups = guidance.trainable_parameters()
     optimizer = torch.optim.Adam(groups) if groups else None
 
