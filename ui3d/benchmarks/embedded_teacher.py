@@ -53,9 +53,10 @@ def held_out(n: int) -> torch.Tensor:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--per-prompt", type=int, default=2, help="samples per category × colour prompt")
+    p.add_argument("--per-prompt", type=int, default=4, help="samples per category × colour prompt")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    p.add_argument("--guidance-scale", type=float, nargs="+", default=[3.0])
+    p.add_argument("--guidance-scale", type=float, nargs="+", default=[3.0, 7.5],
+                   help="CFG scales, one row each (7.5 is what the 3D configs use)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", default="embedded", help="the teacher to score (a folder; default: the shipped one)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/embedded_teacher.md"),
