@@ -122,7 +122,7 @@ def uniinstruct(
     `form="exact"` (DESIGN §3.2; its θ-gradient equals ∇_θ J_t, J_t = E_p[h(r)‖s_q − s_p‖²]):
         L = (h − r h')(r) ‖δ‖² − 2 h(r) δ·(c − s_p),  δ = s_q − s_p,  c − s_p from x0 and D_p;
     gradients flow through r's input unless `detach_ratio`, which adds the DI-type term x_t · SG(v),
-        v = −[C2 ‖δ‖² + 2 r h' δ·(c − s_p)] δ  (zero where |logit| > `logit_clamp`, like the r-gradient).
+        v = −[C2 ‖δ‖² + 2 r h' δ·(c − s_p)] δ.
     `form="paper"`: Eq. 3.5–3.6 as written, −[λ_SIM SG(C1) δ·(s_p − c) + λ_DI SG(C2 ‖δ‖² δ)·x_t]; `table5`
     uses the paper's Table 5 C1 values (wrong for rkl and jkl) to reproduce it.
     """
@@ -136,10 +136,7 @@ def uniinstruct(
         h, rh1 = div.h(r), div.h_prime_r(r)
         per_sample = (h - rh1) * dd - 2 * h * dc
         if detach_ratio:
-            # the DI term stands in for the gradient through r = exp(clamp(logit)), so it is zero where the
-            # clamp is active, as that gradient is
-            active = (logit.detach().abs() <= logit_clamp).to(x0) if logit_clamp else 1.0
-            v = -expand_like((div.c2(r) * dd + 2 * rh1 * dc) * active, x0) * delta
+            v = -expand_like(div.c2(r) * dd + 2 * rh1 * dc, x0) * delta
             per_sample = per_sample + per_sample_sum(x_t * (v * unit).detach())
     elif form == "paper":
         di = expand_like(div.c2(r) * dd, x0) * delta
