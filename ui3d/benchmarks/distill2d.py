@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-import launch
+from ui3d.benchmarks.common import train_run
 
 DIVERGENCES = ("fkl", "rkl", "jkl", "chi2", "js")
 NFES = (1, 2, 4, 8, 16, 35)
@@ -53,14 +53,9 @@ ABLATION = (  # Table 4's shape: divergence × GAN × RKL init, rows drawn from 
 
 
 def run(config: str, root: Path, tag: str, overrides: list[str]) -> tuple[Path, dict, float]:
-    """Train one config through launch.py; (run dir, save/metrics.json, training seconds)."""
-    code = launch.main(["--config", f"distill2d/{config}", f"exp_root_dir={root}", f"tag={tag}", *overrides])
-    if code != 0:
-        raise RuntimeError(f"{config} {' '.join(overrides)} exited with {code}")
-    (run_dir,) = sorted(p for family in root.iterdir() for p in family.glob(f"{tag}@*"))
-    stage = run_dir / "main"
-    seconds = float((stage / "done").read_text().split(",")[1].split()[0])
-    return run_dir, json.loads((stage / "save" / "metrics.json").read_text()), seconds
+    """Train one distill2d config through launch.py; (run dir, save/metrics.json, training seconds)."""
+    run_dir, seconds = train_run(f"distill2d/{config}", root, tag, overrides, "main")
+    return run_dir, json.loads((run_dir / "main" / "save" / "metrics.json").read_text()), seconds
 
 
 def _init_worker(threads: int) -> None:

@@ -27,7 +27,6 @@ from ui3d.teachers.loader import EMBEDDED_DIR, load_teacher
 from ui3d.teachers.teacher import DiffusionTeacher
 from ui3d.benchmarks.common import matmul_gflops
 
-GUIDANCES = ("sds", "vsd", "uniinstruct")
 CONFIGS = {"sds": "dreamfusion.yaml", "vsd": "prolificdreamer.yaml", "uniinstruct": "uniinstruct-fkl.yaml"}
 PROMPT = "a red vase, side view"
 
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     prompts = [PROMPT] * args.batch
     embeds = SimpleNamespace(cond=teacher.encode_text(prompts), uncond=teacher.encode_text([""] * args.batch),
                              prompts=prompts, directions=["side"] * args.batch)
-    seconds = {name: time_guidance(name, teacher, rgb, embeds, c2w, args.steps) for name in GUIDANCES}
+    seconds = {name: time_guidance(name, teacher, rgb, embeds, c2w, args.steps) for name in CONFIGS}
     lines = ["| guidance | ms / step | × SDS | × VSD |", "| --- | --- | --- | --- |"]
     lines += [f"| {name} | {1e3 * s:.1f} | {s / seconds['sds']:.2f} | {s / seconds['vsd']:.2f} |"
               for name, s in seconds.items()]

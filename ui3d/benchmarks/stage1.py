@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-import launch
+from ui3d.benchmarks.common import train_run
 from ui3d.benchmarks.score_run import prompt_labels, score_frames
 from ui3d.export.images import read_video
 
@@ -39,15 +39,10 @@ ROWS = (  # (row name, config, overrides)
 
 def run_row(index: int, config: str, overrides: tuple, prompt: str, steps: int | None, root: Path) -> dict:
     """Train one row's NeRF stage; its turntable's scores and the stage's wall time."""
-    tag = f"row{index}"
     extra = [f"steps={steps}"] if steps else []
-    code = launch.main(["--config", config, "--stage", "nerf", f"prompt={prompt}", f"exp_root_dir={root}",
-                        f"tag={tag}", *extra, *overrides])
-    if code != 0:
-        raise RuntimeError(f"{config} {' '.join(overrides)} exited with {code}")
-    (run_dir,) = sorted(p for family in root.iterdir() for p in family.glob(f"{tag}@*"))
+    run_dir, seconds = train_run(config, root, f"row{index}", ["--stage", "nerf", f"prompt={prompt}", *extra,
+                                                                *overrides], "nerf")
     stage = run_dir / "nerf"
-    seconds = float((stage / "done").read_text().split(",")[1].split()[0])
     video = next(iter(sorted((stage / "save").glob("turntable.*"))))
     return {**score_frames(read_video(video), prompt), "seconds": seconds, "run": run_dir}
 
