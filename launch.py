@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = find_resume_dir(cfg)
         if args.export:
             return export(cfg, run_dir, args.stage, stage_names(cfg))
+        # DDP re-runs this script once per extra process: those find the run directory in the environment
+        run_dir = run_dir or Path(os.environ.get(RUN_DIR_ENV) or make_run_dir(cfg))
     except (ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    # DDP re-runs this script once per extra process: those find the run directory in the environment
-    run_dir = run_dir or Path(os.environ.get(RUN_DIR_ENV) or make_run_dir(cfg))
     print(f"run directory: {run_dir}")
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:

@@ -71,6 +71,15 @@ def test_unknown_stage_names_the_stages():
     assert out.returncode == 2 and "nerf, geometry, texture" in out.stderr
 
 
+def test_exp_root_dir_that_is_a_file_exits_2_and_says_what_to_set(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    out = launch("--config", "distill2d/uniinstruct-rkl.yaml", "extends=mixture.yaml", "steps=1",
+                 f"exp_root_dir={tmp_path}/runs")
+    assert out.returncode == 2, out.stderr
+    assert "cannot create the run directory" in out.stderr and "exp_root_dir=" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_override_without_equals_is_explained():
     out = launch("--config", "uniinstruct-fkl.yaml", "--dry-run", "prompt")
     assert out.returncode == 2 and "not key=value" in out.stderr

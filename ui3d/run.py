@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ui3d.config import run_tag
+from ui3d.config import ConfigError, run_tag
 
 
 def run_dir_for(cfg: DictConfig, timestamp: str | None = None) -> Path:
@@ -20,7 +20,11 @@ def run_dir_for(cfg: DictConfig, timestamp: str | None = None) -> Path:
 def make_run_dir(cfg: DictConfig) -> Path:
     """Create the run directory and save the resolved config in it as `config.yaml`."""
     run_dir = run_dir_for(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # exp_root_dir (or a folder on the way) is a file, read-only, ...
+        raise ConfigError(f"cannot create the run directory {run_dir}: {err.strerror} ({err.filename}); "
+                          "set exp_root_dir=<a writable folder>") from err
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     return run_dir
 

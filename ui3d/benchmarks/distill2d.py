@@ -7,10 +7,14 @@ Part 1, the 8-mode ring with unequal weights (exact teacher): one Uni-Instruct r
 steps and settings), scored on the EMA generator's samples: modes covered, mode-weight total variation, off-mode
 fraction, MMD beside its noise floor. The claim under test: fkl/jkl cover modes better than rkl.
 
-Part 2, the MNIST teacher (16×16, class-conditional): the teacher at NFE ∈ {1, 2, 4, 8, 16, 35} (DDIM) and each
+Part 2, the MNIST teacher (16×16, class-conditional): the teacher at NFE ∈ {1, 2, 4, 8, 16, 35} (DDIM) and every
 recipe's one-step student, all scored the same way against held-out MNIST digits in the project classifier's
-feature space (FD_clf, precision/recall, class accuracy), with training wall time; then a table shaped like the
-paper's Table 4 (divergence × GAN × RKL init). Every run goes through `launch.py` (configs/distill2d/).
+feature space (FD_clf, precision/recall, class accuracy), with training wall time; a table shaped like the
+paper's Table 4 (divergence × GAN × RKL init); Inception FID of the best student, the teacher at NFE 4 and 35 and
+a second set of real digits (the floor). Every run goes through `launch.py` (configs/distill2d/).
+
+Every training, teacher sampling and Inception batch is one task; `--jobs` worker processes (one CPU thread
+each) take the first ready task in a fixed order (the longest first), so the cores stay busy to the end.
 """
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ import multiprocessing
 import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -29,18 +35,27 @@ from ui3d.benchmarks.common import train_run
 
 DIVERGENCES = ("fkl", "rkl", "jkl", "chi2", "js")
 NFES = (1, 2, 4, 8, 16, 35)
-STUDENTS = (  # (row name, config, extra overrides); "warm:<row>" starts from that row's run
+STUDENTS = (  # (row name, config, extra overrides): every recipe in configs/distill2d, the costliest first;
+    # "warm:<row>" starts from that row's run; "warm_fraction" sets rkl_warm_start_steps to 30% of the steps
+    ("DMD2", "dmd2.yaml", ()),
     ("Uni-Instruct rkl", "uniinstruct-rkl.yaml", ()),
+    ("Uni-Instruct fkl + GAN, RKL init", "uniinstruct-fkl-gan.yaml", ("warm:Uni-Instruct rkl",)),
+    ("Uni-Instruct jkl + GAN, RKL init", "uniinstruct-jkl.yaml", ("system.loss.lambda_gan=0.01", "warm:Uni-Instruct rkl")),
     ("Uni-Instruct fkl", "uniinstruct-fkl.yaml", ()),
     ("Uni-Instruct fkl + GAN", "uniinstruct-fkl-gan.yaml", ()),
-    ("Uni-Instruct fkl + GAN, RKL init", "uniinstruct-fkl-gan.yaml", ("warm:Uni-Instruct rkl",)),
+    ("Uni-Instruct fkl + GAN, RKL → FKL in one run", "uniinstruct-fkl-warmstart.yaml", ("warm_fraction",)),
     ("Uni-Instruct jkl", "uniinstruct-jkl.yaml", ()),
-    ("Uni-Instruct jkl + GAN, RKL init", "uniinstruct-jkl.yaml", ("system.loss.lambda_gan=0.01", "warm:Uni-Instruct rkl")),
+    ("Uni-Instruct χ²", "uniinstruct-chi2.yaml", ()),
+    ("Uni-Instruct js", "uniinstruct-js.yaml", ()),
     ("Uni-Instruct fkl (paper form)", "uniinstruct-fkl-paper.yaml", ()),
+    ("SiDA", "sida.yaml", ()),
+    ("f-distill fkl", "f-distill-fkl.yaml", ()),
+    ("f-distill js", "f-distill-js.yaml", ()),
+    ("f-distill hellinger", "f-distill-hellinger.yaml", ()),
+    ("SiD", "sid.yaml", ()),
+    ("SIM", "sim.yaml", ()),
     ("Diff-Instruct", "diff-instruct.yaml", ()),
     ("DMD", "dmd.yaml", ()),
-    ("SiD", "sid.yaml", ()),
-    ("f-distill js", "f-distill-js.yaml", ()),
 )
 ABLATION = (  # Table 4's shape: divergence × GAN × RKL init, rows drawn from STUDENTS
     ("rkl", "no", "no", "Uni-Instruct rkl"),
@@ -50,6 +65,13 @@ ABLATION = (  # Table 4's shape: divergence × GAN × RKL init, rows drawn from 
     ("jkl", "no", "no", "Uni-Instruct jkl"),
     ("jkl", "yes", "yes", "Uni-Instruct jkl + GAN, RKL init"),
 )
+FID_TEACHER_NFES = (4, 35)
+CHUNK = 200  # images per Inception task
+
+
+# --- what the worker processes run (one CPU thread each) ------------------------------------------------------
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
 
 
 def run(config: str, root: Path, tag: str, overrides: list[str]) -> tuple[Path, dict, float]:
@@ -58,42 +80,131 @@ def run(config: str, root: Path, tag: str, overrides: list[str]) -> tuple[Path, 
     return run_dir, json.loads((run_dir / "main" / "save" / "metrics.json").read_text()), seconds
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
+def teacher_row(nfe: int, n: int) -> tuple[torch.Tensor, dict, float]:
+    """n DDIM samples of the digits teacher at `nfe` steps (seed 0), their digit metrics and sampling seconds."""
+    from ui3d.distill2d.evaluate import digit_metrics, mnist_reference
+    from ui3d.distill2d.teachers import UNetTeacher
+
+    start = time.time()
+    x, labels = UNetTeacher(UNetTeacher.Config()).sample(n, nfe, torch.Generator().manual_seed(0))
+    return x, digit_metrics(x, labels, mnist_reference(n)), time.time() - start
 
 
-def run_all(jobs: list[tuple[str, Path, str, list[str]]], workers: int) -> list[tuple[Path, dict, float]]:
-    """`run` for each (config, root, tag, overrides), `workers` at a time in separate processes (one CPU thread
-    each) or in this process when `workers` is 1."""
-    if workers <= 1:
-        return [run(*job) for job in jobs]
+_INCEPTION = None
+
+
+def inception_chunk(images: torch.Tensor) -> torch.Tensor:
+    """InceptionV3 pool3 features of images in [−1, 1] (the network loaded once per worker)."""
+    global _INCEPTION
+    from ui3d.metrics.fid import InceptionFeatures
+
+    _INCEPTION = _INCEPTION or InceptionFeatures()
+    return _INCEPTION.features(images, value_range=(-1, 1))
+
+
+# --- scheduling -----------------------------------------------------------------------------------------------
+@dataclass
+class Task:
+    fn: Callable
+    args: tuple | Callable[[dict], tuple]
+    """The arguments, or a function of the finished results (keyed like the tasks) that gives them."""
+    deps: tuple[str, ...] = ()
+
+
+def run_tasks(tasks: dict[str, Task], workers: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run the tasks on `workers` processes (one CPU thread each); whenever a worker is free it takes the first
+    task, in the dict's order, whose dependencies are done. Returns every task's result and seconds by key."""
+    unknown = {d for t in tasks.values() for d in t.deps} - set(tasks)
+    if unknown:
+        raise KeyError(f"tasks depend on unknown tasks {sorted(unknown)}")
+    done, seconds, running, pending = {}, {}, {}, dict(tasks)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(1,)) as pool:
-        return list(pool.map(run, *zip(*jobs)))
+        while pending or running:
+            for key in [k for k, t in pending.items() if all(d in done for d in t.deps)]:
+                if len(running) >= workers:
+                    break
+                task = pending.pop(key)
+                args = task.args(done) if callable(task.args) else task.args
+                running[pool.submit(task.fn, *args)] = (key, time.time())
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                key, start = running.pop(future)
+                done[key], seconds[key] = future.result(), time.time() - start
+                print(f"[{time.strftime('%H:%M:%S')}] {key}: {seconds[key]:.0f} s", flush=True)
+    return done, seconds
 
 
-def mixture_part(args) -> str:
-    rows, root = [], args.root / "mixture"
-    jobs = [(f"uniinstruct-{div}.yaml", root, f"{div}-s{seed}",
-             ["extends=mixture.yaml", f"seed={seed}", f"steps={args.mixture_steps}"])
-            for div in DIVERGENCES for seed in args.seeds]
-    results = iter(run_all(jobs, args.jobs))
+# --- the two parts: their tasks, then their tables from the results -----------------------------------------
+def mixture_tasks(args) -> dict[str, Task]:
+    root = args.root / "mixture"
+    return {f"mixture {div} s{seed}": Task(run, (f"uniinstruct-{div}.yaml", root, f"{div}-s{seed}",
+                                                  ["extends=mixture.yaml", f"seed={seed}", f"steps={args.mixture_steps}"]))
+            for div in DIVERGENCES for seed in args.seeds}
+
+
+def mixture_table(args, done: dict) -> str:
+    rows = []
     for div in DIVERGENCES:
-        found = []
-        for _ in args.seeds:
-            _, metrics, seconds = next(results)
-            found.append((metrics["samples"], seconds))
-        s = [m for m, _ in found]
+        found = [done[f"mixture {div} s{seed}"] for seed in args.seeds]
+        s = [metrics["samples"] for _, metrics, _ in found]
         covered = [m["modes_covered"] for m in s]
         tv = [m["mode_tv"] for m in s]
         rows.append(
             f"| {div} | {' / '.join(map(str, covered))} | {statistics.mean(tv):.3f} ± {statistics.pstdev(tv):.3f} "
             f"| {statistics.mean(m['off_mode'] for m in s):.3f} | {statistics.mean(m['recall'] for m in s):.3f} "
             f"| {statistics.mean(m['mmd'] / m['mmd_floor'] for m in s):.0f} "
-            f"| {statistics.mean(t for _, t in found):.0f} |")
+            f"| {statistics.mean(t for _, _, t in found):.0f} |")
     header = ("| divergence | modes covered (of 8), per seed | mode-weight TV (mean ± sd) | off-mode fraction "
               "| recall | MMD / noise floor | train s / run |\n|" + " --- |" * 7)
     return "\n".join([header, *rows])
+
+
+def _tag(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower().replace("+", "plus")).strip("-")
+
+
+def digits_tasks(args) -> dict[str, Task]:
+    from ui3d.distill2d.evaluate import mnist_reference
+
+    tasks, root = {}, args.root / "digits"
+    for name, config, extra in STUDENTS:
+        overrides = [f"steps={args.digit_steps}", f"system.n_eval_samples={args.samples}", *args.digit_overrides]
+        deps = tuple(item[5:] for item in extra if item.startswith("warm:"))
+        overrides += [item for item in extra if "=" in item]
+        if "warm_fraction" in extra:
+            overrides.append(f"system.rkl_warm_start_steps={round(0.3 * args.digit_steps)}")
+        job = (config, root, _tag(name), overrides)
+        tasks[name] = Task(run, job if not deps else
+                           lambda done, job=job, deps=deps: (*job[:3], job[3] + [f"system.warm_start={done[deps[0]][0]}"]),
+                           deps)
+    for nfe in NFES:
+        tasks[f"teacher@{nfe}"] = Task(teacher_row, (nfe, args.samples))
+    if args.fid_samples:
+        n = args.fid_samples
+        digits = mnist_reference(2 * n)
+        for i in range(0, 2 * n, CHUNK):  # the reference (first n) and the floor's other half
+            tasks[f"inception real {i}"] = Task(inception_chunk, (digits[i : min(i + CHUNK, 2 * n)],))
+        for nfe in FID_TEACHER_NFES:
+            for i in range(0, n, CHUNK):
+                tasks[f"inception teacher@{nfe} {i}"] = Task(
+                    inception_chunk, lambda done, nfe=nfe, i=i: (done[f"teacher@{nfe}"][0][i : min(i + CHUNK, n)],),
+                    (f"teacher@{nfe}",))
+        for i in range(0, n, CHUNK):
+            tasks[f"inception best {i}"] = Task(
+                inception_chunk, lambda done, i=i: (best_samples(done)[i : min(i + CHUNK, n)],),
+                tuple(name for name, _, _ in STUDENTS))
+    return tasks
+
+
+def best_student(done: dict) -> str:
+    return min((name for name, _, _ in STUDENTS), key=lambda name: done[name][1]["samples"]["fd_clf"])
+
+
+def best_samples(done: dict) -> torch.Tensor:
+    """The best student's evaluated samples (save/samples.pt, uint8) in [−1, 1]."""
+    run_dir = done[best_student(done)][0]
+    return torch.load(run_dir / "main" / "save" / "samples.pt")["images"].float() / 127.5 - 1
 
 
 def digit_row(name: str, metrics: dict, seconds: str, nfe: str) -> str:
@@ -101,76 +212,48 @@ def digit_row(name: str, metrics: dict, seconds: str, nfe: str) -> str:
             f"| {metrics.get('class_acc', float('nan')):.3f} | {metrics['classes_covered']} | {seconds} |")
 
 
-def digits_part(args) -> str:
-    from ui3d.distill2d.evaluate import digit_metrics, mnist_reference
-    from ui3d.distill2d.teachers import UNetTeacher
-
-    reference = mnist_reference(args.samples)
-    teacher = UNetTeacher(UNetTeacher.Config())
+def digits_table(args, done: dict, seconds: dict) -> str:
     header = ("| model | NFE | FD_clf ↓ | precision | recall | class acc. | classes covered | train s |\n|"
               + " --- |" * 8)
-    rows, scores, kept = [], {}, {}
+    rows, scores = [], {}
     for nfe in NFES:
-        start = time.time()
-        x, labels = teacher.sample(args.samples, nfe, torch.Generator().manual_seed(0))
-        kept[f"teacher (DDIM), NFE {nfe}"] = x
-        metrics = digit_metrics(x, labels, reference)
+        _, metrics, spent = done[f"teacher@{nfe}"]
         scores[f"teacher@{nfe}"] = metrics["fd_clf"]
-        rows.append(digit_row("teacher (DDIM)", metrics, f"({time.time() - start:.0f} s sampling)", str(nfe)))
-    runs, root, done = {}, args.root / "digits", {}
-    for wave in (False, True):  # rows that start from another row's run go second
-        jobs, names = [], []
-        for name, config, extra in STUDENTS:
-            if any(item.startswith("warm:") for item in extra) != wave:
-                continue
-            overrides = [f"steps={args.digit_steps}", f"system.n_eval_samples={args.samples}"]
-            for item in extra:
-                overrides.append(f"system.warm_start={runs[item[5:]]}" if item.startswith("warm:") else item)
-            tag = name.lower().replace(" ", "-").replace(",", "").replace("+", "plus").replace("(", "").replace(")", "")
-            jobs.append((config, root, tag, overrides))
-            names.append(name)
-        for name, (run_dir, metrics, seconds) in zip(names, run_all(jobs, args.jobs)):
-            runs[name], done[name] = run_dir, (metrics, seconds)
+        rows.append(digit_row("teacher (DDIM)", metrics, f"({spent:.0f} s sampling)", str(nfe)))
     for name, _, _ in STUDENTS:
-        metrics, seconds = done[name]
+        _, metrics, spent = done[name]
         scores[name] = metrics["samples"]["fd_clf"]
-        rows.append(digit_row(name, metrics["samples"], f"{seconds:.0f}", "1"))
-    table = "\n".join([header, *rows])
+        rows.append(digit_row(name, metrics["samples"], f"{spent:.0f}", "1"))
     ablation = ["| divergence | GAN | RKL init | FD_clf ↓ |", "| --- | --- | --- | --- |"]
     ablation += [f"| {d} | {g} | {i} | {scores[row]:.2f} |" for d, g, i, row in ABLATION]
-    best = min((n for n, _, _ in STUDENTS), key=scores.get)
+    best = best_student(done)
     verdict = (f"Best student: {best}, FD_clf {scores[best]:.2f}; teacher at NFE 4: {scores['teacher@4']:.2f}, "
                f"NFE 35: {scores['teacher@35']:.2f}. Targets: student < teacher@4 "
                f"({'met' if scores[best] < scores['teacher@4'] else 'not met'}), "
                f"student ≤ 1.5 × teacher@35 ({'met' if scores[best] <= 1.5 * scores['teacher@35'] else 'not met'}).")
-    out = f"{table}\n\n{verdict}\n\nTable 4 shape (FD_clf of the one-step student):\n\n" + "\n".join(ablation)
+    out = ["\n".join([header, *rows]), verdict, "Table 4 shape (FD_clf of the one-step student):", "\n".join(ablation)]
     if args.fid_samples:
-        samples = torch.load(runs[best] / "main" / "save" / "samples.pt")["images"].float() / 127.5 - 1
-        sets = {f"best student ({best}), NFE 1": samples,
-                **{k: v for k, v in kept.items() if k.endswith(("NFE 4", "NFE 35"))}}
-        out += "\n\n" + inception_fid_table(sets, args.fid_samples)
-    return out
+        out.append(inception_fid_table(args.fid_samples, done, seconds))
+    return "\n\n".join(out)
 
 
-def inception_fid_table(sets: dict[str, torch.Tensor], n: int) -> str:
-    """FID (InceptionV3 pool3, `ui3d.metrics.fid`) of each set's first n digits against n MNIST test digits,
-    beside the same FID between two disjoint halves of the test digits (the floor at this n)."""
-    from ui3d.distill2d.evaluate import mnist_reference
-    from ui3d.metrics.fid import InceptionFeatures, fid
+def inception_fid_table(n: int, done: dict, seconds: dict) -> str:
+    """FID of the best student and the teacher at NFE 4 and 35 (n samples each) against n MNIST test digits,
+    beside the FID between two disjoint sets of n test digits (the floor at this n)."""
+    from ui3d.metrics.fid import fid
 
-    inception = InceptionFeatures()
-    digits = mnist_reference(2 * n)
-    start = time.time()
-    ref = inception.features(digits[:n], value_range=(-1, 1))
+    def feats(prefix: str, stop: int) -> torch.Tensor:
+        return torch.cat([done[f"{prefix} {i}"] for i in range(0, stop, CHUNK)])
+
+    real = feats("inception real", 2 * n)
+    ref, other = real[:n], real[n:]
+    sets = {f"best student ({best_student(done)}), NFE 1": feats("inception best", n),
+            **{f"teacher (DDIM), NFE {nfe}": feats(f"inception teacher@{nfe}", n) for nfe in FID_TEACHER_NFES}}
     lines = [f"Inception FID ({n} samples per row against {n} MNIST test digits; 16×16 digits resized to 299×299):",
-             "", "| model | FID ↓ |", "| --- | --- |",
-             f"| real test digits (the other {n}: the floor) | {fid(inception.features(digits[n:], (-1, 1)), ref):.2f} |"]
-    for name, x in sets.items():
-        if len(x) < n:
-            raise ValueError(f"{name}: {len(x)} samples, fewer than --fid-samples {n}")
-        lines.append(f"| {name} | {fid(inception.features(x[:n], (-1, 1)), ref):.2f} |")
-        print(lines[-1], flush=True)
-    lines += ["", f"({len(sets) + 2} × {n} images through InceptionV3 in {time.time() - start:.0f} s.)"]
+             "", "| model | FID ↓ |", "| --- | --- |", f"| real test digits (the other {n}: the floor) | {fid(other, ref):.2f} |"]
+    lines += [f"| {name} | {fid(f, ref):.2f} |" for name, f in sets.items()]
+    spent = sum(t for k, t in seconds.items() if k.startswith("inception"))
+    lines += ["", f"({len(sets) + 2} × {n} images through InceptionV3: {spent:.0f} worker-seconds.)"]
     return "\n".join(lines)
 
 
@@ -179,35 +262,42 @@ def main(argv=None) -> None:
     p.add_argument("--part", choices=("mixture", "digits", "all"), default="all")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--mixture-steps", type=int, default=1500)
-    p.add_argument("--digit-steps", type=int, default=150)
+    p.add_argument("--digit-steps", type=int, default=100)
+    p.add_argument("--digit-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides for every digits student (e.g. system.batch_size=64)")
     p.add_argument("--samples", type=int, default=1000, help="samples per digits row (and mixture eval)")
     p.add_argument("--fid-samples", type=int, default=1000,
                    help="Inception FID of the teacher at NFE 4 and 35 and the best student on this many samples "
-                        "(≈0.2–0.4 s per image on CPU; 0 skips it)")
-    p.add_argument("--jobs", type=int, default=2, help="training runs at once, one CPU thread each")
+                        "(≈0.3 s per image on one CPU thread; 0 skips it)")
+    p.add_argument("--jobs", type=int, default=2, help="tasks at once, one process with one CPU thread each")
     p.add_argument("--root", type=Path, default=Path("outputs/bench-distill2d"))
     p.add_argument("--out", type=Path, default=None, help="default: benchmarks/distill2d[-<part>].md")
     args = p.parse_args(argv)
     args.out = args.out or Path("benchmarks/distill2d" + ("" if args.part == "all" else f"-{args.part}") + ".md")
     args.root = args.root / time.strftime("%Y%m%d-%H%M%S")
     start = time.time()
-    sections = [f"# 2D one-step distillation\n\n`python -m ui3d.benchmarks.distill2d --part {args.part}` "
-                f"({args.jobs} training runs at once, one CPU thread each; {torch.get_num_threads()} threads for "
-                "sampling and metrics).\n"]
+    tasks = {}  # the digits students first: they are the longest tasks and the rest can fill in around them
+    tasks.update(digits_tasks(args) if args.part in ("digits", "all") else {})
+    tasks.update(mixture_tasks(args) if args.part in ("mixture", "all") else {})
+    done, seconds = run_tasks(tasks, args.jobs)
+    sections = [f"# 2D one-step distillation\n\n`python -m ui3d.benchmarks.distill2d --part {args.part}"
+                + (f" --digit-steps {args.digit_steps}" if args.part != "mixture" else "")
+                + (f" --digit-overrides {' '.join(args.digit_overrides)}" if args.digit_overrides else "")
+                + f"`: every training, teacher sampling and Inception batch is one task; {args.jobs} tasks at "
+                "once, one CPU thread each.\n"]
     if args.part in ("mixture", "all"):
-        table = mixture_part(args)
         sections.append(f"## 8-mode ring, unequal weights (8:7:…:1), {args.mixture_steps} steps, seeds "
-                        f"{args.seeds}\n\n{table}\n")
-        print(table)
+                        f"{args.seeds}\n\n{mixture_table(args, done)}\n")
     if args.part in ("digits", "all"):
-        table = digits_part(args)
         sections.append(f"## MNIST 16×16, class-conditional teacher, students {args.digit_steps} steps, "
-                        f"{args.samples} samples per row against {args.samples} test digits\n\n{table}\n")
-        print(table)
-    sections.append(f"Wall time of this benchmark: {(time.time() - start) / 60:.1f} min on {os.cpu_count()} CPU cores.\n")
-    print(sections[-1])
+                        f"{args.samples} samples per row against {args.samples} test digits\n\n"
+                        f"{digits_table(args, done, seconds)}\n")
+    sections.append(f"Wall time of this benchmark: {(time.time() - start) / 60:.1f} min on {os.cpu_count()} CPU cores "
+                    f"({sum(seconds.values()) / 60:.1f} task-minutes).\n")
+    text = "\n".join(sections)
+    print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(sections))
+    args.out.write_text(text)
 
 
 if __name__ == "__main__":
