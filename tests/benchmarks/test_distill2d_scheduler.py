@@ -26,3 +26,14 @@ def test_a_free_worker_takes_the_first_ready_task_in_order():
 def test_an_unknown_dependency_is_refused_before_anything_runs():
     with pytest.raises(KeyError, match="missing"):
         run_tasks({"a": Task(operator.neg, (1,), ("missing",))}, workers=1)
+
+
+def test_every_recipe_has_a_row_with_its_own_ascii_run_tag():
+    from pathlib import Path
+
+    from ui3d.benchmarks.distill2d import STUDENTS, _tag
+
+    tags = [_tag(name) for name, _, _ in STUDENTS]
+    assert len(set(tags)) == len(tags) and all(t.isascii() and t for t in tags)
+    shipped = {p.name for p in (Path(__file__).resolve().parents[2] / "configs" / "distill2d").glob("*.yaml")}
+    assert shipped - {"digits.yaml", "mixture.yaml", "embedded.yaml"} == {config for _, config, _ in STUDENTS}

@@ -161,7 +161,9 @@ def mixture_table(args, done: dict) -> str:
 
 
 def _tag(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower().replace("+", "plus")).strip("-")
+    """A run tag from a row name: ASCII letters, digits and single dashes."""
+    name = name.lower().replace("+", "plus").replace("χ²", "chi2").replace("→", "to")
+    return "-".join("".join(c if c.isascii() and c.isalnum() else " " for c in name).split())
 
 
 def digits_tasks(args) -> dict[str, Task]:
