@@ -184,28 +184,37 @@ def digits_tasks(args) -> dict[str, Task]:
         tasks[f"teacher@{nfe}"] = Task(teacher_row, (nfe, args.samples))
     if args.fid_samples:
         n = args.fid_samples
-        digits = mnist_reference(2 * n)
-        for i in range(0, 2 * n, CHUNK):  # the reference (first n) and the floor's other half
-            tasks[f"inception real {i}"] = Task(inception_chunk, (digits[i : min(i + CHUNK, 2 * n)],))
+        tasks.update(inception_tasks("real", mnist_reference(2 * n), 2 * n))  # the reference and the floor's half
         for nfe in FID_TEACHER_NFES:
-            for i in range(0, n, CHUNK):
-                tasks[f"inception teacher@{nfe} {i}"] = Task(
-                    inception_chunk, lambda done, nfe=nfe, i=i: (done[f"teacher@{nfe}"][0][i : min(i + CHUNK, n)],),
-                    (f"teacher@{nfe}",))
-        for i in range(0, n, CHUNK):
-            tasks[f"inception best {i}"] = Task(
-                inception_chunk, lambda done, i=i: (best_samples(done)[i : min(i + CHUNK, n)],),
-                tuple(name for name, _, _ in STUDENTS))
+            tasks.update(inception_tasks(f"teacher@{nfe}", lambda done, nfe=nfe: done[f"teacher@{nfe}"][0], n,
+                                         (f"teacher@{nfe}",)))
+        tasks.update(inception_tasks("best", lambda done: load_samples(done[best_student(done)][0]), n,
+                                     tuple(name for name, _, _ in STUDENTS)))
     return tasks
+
+
+def inception_tasks(key: str, images: torch.Tensor | Callable[[dict], torch.Tensor], n: int,
+                    deps: tuple[str, ...] = ()) -> dict[str, Task]:
+    """Tasks `inception <key> <i>`: Inception features of the first n images in chunks of CHUNK; `images` is a
+    tensor or a function of the finished results (then `deps` names the tasks it needs)."""
+    def task(i: int) -> Task:
+        if callable(images):
+            return Task(inception_chunk, lambda done: (images(done)[:n][i : i + CHUNK],), deps)
+        return Task(inception_chunk, (images[:n][i : i + CHUNK],))
+
+    return {f"inception {key} {i}": task(i) for i in range(0, n, CHUNK)}
+
+
+def inception_features(done: dict, key: str, n: int) -> torch.Tensor:
+    return torch.cat([done[f"inception {key} {i}"] for i in range(0, n, CHUNK)])
 
 
 def best_student(done: dict) -> str:
     return min((name for name, _, _ in STUDENTS), key=lambda name: done[name][1]["samples"]["fd_clf"])
 
 
-def best_samples(done: dict) -> torch.Tensor:
-    """The best student's evaluated samples (save/samples.pt, uint8) in [−1, 1]."""
-    run_dir = done[best_student(done)][0]
+def load_samples(run_dir: Path) -> torch.Tensor:
+    """A digits run's evaluated samples (save/samples.pt, uint8) in [−1, 1]."""
     return torch.load(run_dir / "main" / "save" / "samples.pt")["images"].float() / 127.5 - 1
 
 
@@ -244,13 +253,10 @@ def inception_fid_table(n: int, done: dict, seconds: dict) -> str:
     beside the FID between two disjoint sets of n test digits (the floor at this n)."""
     from ui3d.metrics.fid import fid
 
-    def feats(prefix: str, stop: int) -> torch.Tensor:
-        return torch.cat([done[f"{prefix} {i}"] for i in range(0, stop, CHUNK)])
-
-    real = feats("inception real", 2 * n)
+    real = inception_features(done, "real", 2 * n)
     ref, other = real[:n], real[n:]
-    sets = {f"best student ({best_student(done)}), NFE 1": feats("inception best", n),
-            **{f"teacher (DDIM), NFE {nfe}": feats(f"inception teacher@{nfe}", n) for nfe in FID_TEACHER_NFES}}
+    sets = {f"best student ({best_student(done)}), NFE 1": inception_features(done, "best", n),
+            **{f"teacher (DDIM), NFE {nfe}": inception_features(done, f"teacher@{nfe}", n) for nfe in FID_TEACHER_NFES}}
     lines = [f"Inception FID ({n} samples per row against {n} MNIST test digits; 16×16 digits resized to 299×299):",
              "", "| model | FID ↓ |", "| --- | --- |", f"| real test digits (the other {n}: the floor) | {fid(other, ref):.2f} |"]
     lines += [f"| {name} | {fid(f, ref):.2f} |" for name, f in sets.items()]
@@ -259,9 +265,51 @@ def inception_fid_table(n: int, done: dict, seconds: dict) -> str:
     return "\n".join(lines)
 
 
+def long_tasks(args) -> dict[str, Task]:
+    """`--long-configs` trained `--long-steps` steps, with Inception features of their samples, of the teacher
+    at NFE 35 and of 2 × `--fid-samples` real digits."""
+    from ui3d.distill2d.evaluate import mnist_reference
+
+    n, root = args.fid_samples, args.root / "long"
+    tasks = {f"long {c}": Task(run, (c, root, f"{_tag(c.removesuffix('.yaml'))}-{args.long_steps}",
+                                     [f"steps={args.long_steps}", f"system.n_eval_samples={n}"]))
+             for c in args.long_configs}
+    tasks["teacher@35"] = Task(teacher_row, (35, n))
+    tasks.update(inception_tasks("real", mnist_reference(2 * n), 2 * n))
+    tasks.update(inception_tasks("teacher@35", lambda done: done["teacher@35"][0], n, ("teacher@35",)))
+    for c in args.long_configs:
+        tasks.update(inception_tasks(f"long {c}", lambda done, c=c: load_samples(done[f"long {c}"][0]), n,
+                                     (f"long {c}",)))
+    return tasks
+
+
+def long_table(args, done: dict) -> str:
+    from ui3d.metrics.fid import fid
+
+    n = args.fid_samples
+    real = inception_features(done, "real", 2 * n)
+    ref = real[:n]
+    teacher = fid(inception_features(done, "teacher@35", n), ref)
+    _, metrics, spent = done["teacher@35"]
+    rows = [f"| real test digits (the floor) | — | — | — | — | {fid(real[n:], ref):.2f} | — | — |",
+            f"| teacher (DDIM), NFE 35 | — | {metrics['fd_clf']:.2f} | {metrics['precision']:.3f} "
+            f"| {metrics['recall']:.3f} | {teacher:.2f} | 1.00 | ({spent:.0f} s sampling) |"]
+    for c in args.long_configs:
+        _, metrics, spent = done[f"long {c}"]
+        m, score = metrics["samples"], fid(inception_features(done, f"long {c}", n), ref)
+        rows.append(f"| {c} | {args.long_steps} | {m['fd_clf']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} "
+                    f"| {score:.2f} | {score / teacher:.2f} | {spent:.0f} |")
+    header = ("| model | steps | FD_clf ↓ | precision | recall | Inception FID ↓ | FID / teacher@35 | train s |\n|"
+              + " --- |" * 8)
+    return "\n".join([header, *rows])
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=("mixture", "digits", "all"), default="all")
+    p.add_argument("--part", choices=("mixture", "digits", "all", "long"), default="all",
+                   help="all = mixture + digits; long = a few recipes trained longer, scored by Inception FID")
+    p.add_argument("--long-configs", nargs="+", default=["f-distill-fkl.yaml", "uniinstruct-fkl-gan.yaml"])
+    p.add_argument("--long-steps", type=int, default=600)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--mixture-steps", type=int, default=1500)
     p.add_argument("--digit-steps", type=int, default=100)
@@ -281,9 +329,12 @@ def main(argv=None) -> None:
     tasks = {}  # the digits students first: they are the longest tasks and the rest can fill in around them
     tasks.update(digits_tasks(args) if args.part in ("digits", "all") else {})
     tasks.update(mixture_tasks(args) if args.part in ("mixture", "all") else {})
+    tasks.update(long_tasks(args) if args.part == "long" else {})
     done, seconds = run_tasks(tasks, args.jobs)
     sections = [f"# 2D one-step distillation\n\n`python -m ui3d.benchmarks.distill2d --part {args.part}"
-                + (f" --digit-steps {args.digit_steps}" if args.part != "mixture" else "")
+                + (f" --digit-steps {args.digit_steps}" if args.part in ("digits", "all") else "")
+                + (f" --long-steps {args.long_steps} --long-configs {' '.join(args.long_configs)}"
+                   if args.part == "long" else "")
                 + (f" --digit-overrides {' '.join(args.digit_overrides)}" if args.digit_overrides else "")
                 + f"`: every training, teacher sampling and Inception batch is one task; {args.jobs} tasks at "
                 "once, one CPU thread each.\n"]
@@ -294,6 +345,9 @@ def main(argv=None) -> None:
         sections.append(f"## MNIST 16×16, class-conditional teacher, students {args.digit_steps} steps, "
                         f"{args.samples} samples per row against {args.samples} test digits\n\n"
                         f"{digits_table(args, done, seconds)}\n")
+    if args.part == "long":
+        sections.append(f"## MNIST 16×16: students trained {args.long_steps} steps, Inception FID on {args.fid_samples} "
+                        f"samples against {args.fid_samples} test digits\n\n{long_table(args, done)}\n")
     sections.append(f"Wall time of this benchmark: {(time.time() - start) / 60:.1f} min on {os.cpu_count()} CPU cores "
                     f"({sum(seconds.values()) / 60:.1f} task-minutes).\n")
     text = "\n".join(sections)
