@@ -2,6 +2,7 @@
 
     python -m ui3d.benchmarks.distill2d                  # both parts, writes benchmarks/distill2d.md
     python -m ui3d.benchmarks.distill2d --part mixture   # or --part digits (writes distill2d-<part>.md)
+    python -m ui3d.benchmarks.distill2d --part long      # two recipes × 600 steps by Inception FID (distill2d-long.md)
 
 Part 1, the 8-mode ring with unequal weights (exact teacher): one Uni-Instruct run per divergence and seed (same
 steps and settings), scored on the EMA generator's samples: modes covered, mode-weight total variation, off-mode
