@@ -210,6 +210,15 @@ def inception_features(done: dict, key: str, n: int) -> torch.Tensor:
     return torch.cat([done[f"inception {key} {i}"] for i in range(0, n, CHUNK)])
 
 
+def real_reference(done: dict, n: int) -> tuple[torch.Tensor, float]:
+    """The Inception features of the n reference digits, and the FID of the other n real digits to them (the
+    floor at this n)."""
+    from ui3d.metrics.fid import fid
+
+    real = inception_features(done, "real", 2 * n)
+    return real[:n], fid(real[n:], real[:n])
+
+
 def best_student(done: dict) -> str:
     return min((name for name, _, _ in STUDENTS), key=lambda name: done[name][1]["samples"]["fd_clf"])
 
@@ -254,12 +263,11 @@ def inception_fid_table(n: int, done: dict, seconds: dict) -> str:
     beside the FID between two disjoint sets of n test digits (the floor at this n)."""
     from ui3d.metrics.fid import fid
 
-    real = inception_features(done, "real", 2 * n)
-    ref, other = real[:n], real[n:]
+    ref, floor = real_reference(done, n)
     sets = {f"best student ({best_student(done)}), NFE 1": inception_features(done, "best", n),
             **{f"teacher (DDIM), NFE {nfe}": inception_features(done, f"teacher@{nfe}", n) for nfe in FID_TEACHER_NFES}}
     lines = [f"Inception FID ({n} samples per row against {n} MNIST test digits; 16×16 digits resized to 299×299):",
-             "", "| model | FID ↓ |", "| --- | --- |", f"| real test digits (the other {n}: the floor) | {fid(other, ref):.2f} |"]
+             "", "| model | FID ↓ |", "| --- | --- |", f"| real test digits (the other {n}: the floor) | {floor:.2f} |"]
     lines += [f"| {name} | {fid(f, ref):.2f} |" for name, f in sets.items()]
     spent = sum(t for k, t in seconds.items() if k.startswith("inception"))
     lines += ["", f"({len(sets) + 2} × {n} images through InceptionV3: {spent:.0f} worker-seconds.)"]
@@ -288,11 +296,10 @@ def long_table(args, done: dict) -> str:
     from ui3d.metrics.fid import fid
 
     n = args.fid_samples
-    real = inception_features(done, "real", 2 * n)
-    ref = real[:n]
+    ref, floor = real_reference(done, n)
     teacher = fid(inception_features(done, "teacher@35", n), ref)
     _, metrics, spent = done["teacher@35"]
-    rows = [f"| real test digits (the floor) | — | — | — | — | {fid(real[n:], ref):.2f} | — | — |",
+    rows = [f"| real test digits (the floor) | — | — | — | — | {floor:.2f} | — | — |",
             f"| teacher (DDIM), NFE 35 | — | {metrics['fd_clf']:.2f} | {metrics['precision']:.3f} "
             f"| {metrics['recall']:.3f} | {teacher:.2f} | 1.00 | ({spent:.0f} s sampling) |"]
     for c in args.long_configs:
@@ -324,6 +331,9 @@ def main(argv=None) -> None:
     p.add_argument("--root", type=Path, default=Path("outputs/bench-distill2d"))
     p.add_argument("--out", type=Path, default=None, help="default: benchmarks/distill2d[-<part>].md")
     args = p.parse_args(argv)
+    if args.part in ("digits", "all") and args.fid_samples > args.samples:
+        p.error(f"--fid-samples {args.fid_samples} is more than the {args.samples} samples each digits row keeps; "
+                f"raise --samples or lower --fid-samples")
     args.out = args.out or Path("benchmarks/distill2d" + ("" if args.part == "all" else f"-{args.part}") + ".md")
     args.root = args.root / time.strftime("%Y%m%d-%H%M%S")
     start = time.time()
