@@ -78,3 +78,14 @@ def test_copy_from_a_mesh_and_fixed_geometry():
     assert not second.vertex_offsets.requires_grad
     points = first.sample_surface(64)
     assert torch.allclose(second.albedo(points), first.albedo(points))
+
+
+def test_fixed_texture_trains_only_the_vertices_and_is_still_fitted_from_the_nerf():
+    nerf = _nerf()
+    mesh = _mesh(fix_texture=True, encoding="dense", grid_resolution=16, n_features=4, texture_fit_steps=60)
+    mesh.initialize_from(nerf)
+    trainable = [p for p in mesh.parameters() if p.requires_grad]
+    assert len(trainable) == 1 and trainable[0] is mesh.vertex_offsets
+    points = mesh.sample_surface(512)
+    with torch.no_grad():
+        assert (mesh.albedo(points) - nerf(points)["features"]).abs().mean() < 0.05

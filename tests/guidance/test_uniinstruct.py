@@ -81,3 +81,54 @@ def test_rkl_warm_start_switches_to_the_configured_divergence(embedded_teacher, 
     assert guidance.current_objective().cfg.divergence == "fkl"
     plain = make_guidance("uniinstruct", embedded_teacher, cache_dir, divergence="fkl")
     assert plain.current_objective().cfg.divergence == "fkl"
+
+
+def test_input_gradient_weight_scales_only_the_gradient_through_the_networks(embedded_teacher, cache_dir):
+    """input_gradient 0 leaves the direct term −2h δ (the loss value is unchanged); 1 is the exact loss; in
+    between, the network-input part of the gradient scales linearly."""
+    from ui3d.guidance.uniinstruct import scale_gradient
+
+    x = torch.randn(3, requires_grad=True)
+    (g,) = torch.autograd.grad((scale_gradient(x, 0.25) ** 2).sum(), x)
+    torch.testing.assert_close(g, 0.25 * 2 * x.detach())
+    embeds = prompt_embeds(embedded_teacher)
+    grads = {}
+    for weight in (0.0, 0.5, 1.0):
+        guidance = make_guidance("uniinstruct", embedded_teacher, cache_dir, divergence="rkl", detach_ratio=True,
+                                 input_gradient=weight, weighting="uniform")
+        torch.manual_seed(0)
+        rgb = torch.rand(2, 32, 32, 3, requires_grad=True)
+        out = guidance(rgb, embeds, cameras(), global_step=0)
+        grads[weight] = (torch.autograd.grad(out["loss_uniinstruct"], rgb)[0], out["loss_uniinstruct"].detach())
+    torch.testing.assert_close(grads[0.0][1], grads[1.0][1])  # same value
+    torch.testing.assert_close(grads[0.5][0], 0.5 * (grads[0.0][0] + grads[1.0][0]), rtol=1e-4, atol=1e-6)
+    assert (grads[1.0][0] - grads[0.0][0]).norm() > 0.1 * grads[0.0][0].norm()
+
+
+def test_input_gradient_follows_its_step_schedule(embedded_teacher, cache_dir, monkeypatch):
+    import ui3d.guidance.uniinstruct as module
+
+    seen = []
+    real = module.scale_gradient
+    monkeypatch.setattr(module, "scale_gradient", lambda x, w: seen.append(w) or real(x, w))
+    guidance = make_guidance("uniinstruct", embedded_teacher, cache_dir, input_gradient=[10, 0.0, 1.0, 20])
+    embeds, rgb = prompt_embeds(embedded_teacher), torch.rand(2, 32, 32, 3)
+    for step in (0, 15, 30):
+        guidance(rgb, embeds, cameras(), global_step=step)
+    assert seen == [0.0, 0.5, 1.0]
+
+
+def test_guidance_state_holds_the_running_ratio_statistics(embedded_teacher, cache_dir):
+    kw = dict(divergence="fkl", detach_ratio=True, ratio_gradient="none", normalize_ratio=True,
+              rkl_warm_start_steps=1)
+    guidance = make_guidance("uniinstruct", embedded_teacher, cache_dir, **kw)
+    embeds = prompt_embeds(embedded_teacher)
+    for step in range(3):
+        guidance(torch.rand(2, 32, 32, 3), embeds, cameras(), global_step=step)
+    state = guidance.state_dict()
+    assert {"objective.r_sum", "warm_objective.r_sum", "disc.net.0.weight"} <= set(state)
+    assert float(state["objective.r_weight"].sum()) > 0
+    fresh = make_guidance("uniinstruct", embedded_teacher, cache_dir, **kw)
+    fresh.load_state_dict(state)
+    for key, value in fresh.state_dict().items():
+        torch.testing.assert_close(value, state[key], msg=key)

@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import statistics
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ui3d.benchmarks.common import train_run
+from ui3d.benchmarks.common import Task, run_tasks, train_run
 
 DIVERGENCES = ("fkl", "rkl", "jkl", "chi2", "js")
 NFES = (1, 2, 4, 8, 16, 35)
@@ -71,10 +68,6 @@ CHUNK = 200  # images per Inception task
 
 
 # --- what the worker processes run (one CPU thread each) ------------------------------------------------------
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
 def run(config: str, root: Path, tag: str, overrides: list[str]) -> tuple[Path, dict, float]:
     """Train one distill2d config through launch.py; (run dir, save/metrics.json, training seconds)."""
     run_dir, seconds = train_run(f"distill2d/{config}", root, tag, overrides, "main")
@@ -101,39 +94,6 @@ def inception_chunk(images: torch.Tensor) -> torch.Tensor:
 
     _INCEPTION = _INCEPTION or InceptionFeatures()
     return _INCEPTION.features(images, value_range=(-1, 1))
-
-
-# --- scheduling -----------------------------------------------------------------------------------------------
-@dataclass
-class Task:
-    fn: Callable
-    args: tuple | Callable[[dict], tuple]
-    """The arguments, or a function of the finished results (keyed like the tasks) that gives them."""
-    deps: tuple[str, ...] = ()
-
-
-def run_tasks(tasks: dict[str, Task], workers: int) -> tuple[dict[str, Any], dict[str, float]]:
-    """Run the tasks on `workers` processes (one CPU thread each); whenever a worker is free it takes the first
-    task, in the dict's order, whose dependencies are done. Returns every task's result and seconds by key."""
-    unknown = {d for t in tasks.values() for d in t.deps} - set(tasks)
-    if unknown:
-        raise KeyError(f"tasks depend on unknown tasks {sorted(unknown)}")
-    done, seconds, running, pending = {}, {}, {}, dict(tasks)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(1,)) as pool:
-        while pending or running:
-            for key in [k for k, t in pending.items() if all(d in done for d in t.deps)]:
-                if len(running) >= workers:
-                    break
-                task = pending.pop(key)
-                args = task.args(done) if callable(task.args) else task.args
-                running[pool.submit(task.fn, *args)] = (key, time.time())
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                key, start = running.pop(future)
-                done[key], seconds[key] = future.result(), time.time() - start
-                print(f"[{time.strftime('%H:%M:%S')}] {key}: {seconds[key]:.0f} s", flush=True)
-    return done, seconds
 
 
 # --- the two parts: their tasks, then their tables from the results -----------------------------------------

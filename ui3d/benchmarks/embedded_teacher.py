@@ -46,6 +46,14 @@ def sample(teacher, prompts: list[str], steps: int, guidance_scale: float, seed:
     return torch.cat(out)
 
 
+def sample_prompts(prompt: str, n: int, seed: int = 0, steps: int = 50, guidance_scale: float = 7.5) -> torch.Tensor:
+    """n samples [n, 3, R, R] in [0, 1] of one prompt by the shipped teacher, each with the view suffix of a
+    camera drawn from stage 1's distribution (what a 3D run asks the teacher for)."""
+    cams = sample_cameras(n, generator=torch.Generator().manual_seed(seed))
+    views = view_direction(cams.elevation_deg, cams.azimuth_deg)
+    return sample(load_teacher("embedded"), [view_prompt(prompt, v) for v in views], steps, guidance_scale, seed)
+
+
 def held_out(n: int) -> torch.Tensor:
     data = EmbeddedRenderDataset(EmbeddedDataConfig(size=n), split="test")
     return torch.stack([data[i]["image"] for i in range(n)])

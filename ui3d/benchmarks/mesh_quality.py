@@ -63,6 +63,23 @@ def nearest_shape(points: torch.Tensor, category: str) -> float:
     return min(chamfer(points, unit_box_points(build_mesh(category, v))) for v in range(num_variants(category)))
 
 
+def score_mesh(obj: Path, prompt: str) -> dict:
+    """The module's two measures for an exported `model.obj`: the classifier's predictions on 8 views
+    (`views` per named head: how many match the prompt, `categories`: the 8 predictions), the Chamfer distance
+    to the nearest shape of the prompt's category (`chamfer`), of a sphere (`sphere`), and to every category."""
+    wanted = prompt_labels(prompt)
+    if "category" not in wanted:
+        raise ValueError(f"the prompt {prompt!r} names no category of the embedded teacher")
+    mesh, texture = load_exported(obj)
+    pred = classify_views(mesh, texture)
+    points = unit_box_points(trimesh.Trimesh(mesh.vertices.numpy(), mesh.faces.numpy(), process=False))
+    by_category = {c: nearest_shape(points, c) for c in CATEGORIES}
+    sphere = nearest_shape(unit_box_points(trimesh.creation.icosphere(subdivisions=4)), wanted["category"])
+    return {"views": {head: sum(x == label for x in pred[head]) for head, label in wanted.items()},
+            "categories": pred["category"], "chamfer": by_category[wanted["category"]], "sphere": sphere,
+            "by_category": by_category, "faces": len(mesh.faces)}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path)
@@ -72,25 +89,19 @@ def main(argv=None) -> None:
     wanted = prompt_labels(prompt)
     if "category" not in wanted:
         raise SystemExit(f"the prompt {prompt!r} names no category of the embedded teacher")
-    export = args.run_dir / args.stage / "save" / "export"
-    mesh, texture = load_exported(export / "model.obj")
-    pred = classify_views(mesh, texture)
-    hits = {head: sum(x == label for x in pred[head]) for head, label in wanted.items()}
-    points = unit_box_points(trimesh.Trimesh(mesh.vertices.numpy(), mesh.faces.numpy(), process=False))
-    ours = {c: nearest_shape(points, c) for c in CATEGORIES}
-    sphere = nearest_shape(unit_box_points(trimesh.creation.icosphere(subdivisions=4)), wanted["category"])
-    lines = [f"prompt {prompt!r}; exported mesh {export / 'model.obj'} ({len(mesh.faces)} faces)", "",
+    obj = args.run_dir / args.stage / "save" / "export" / "model.obj"
+    score = score_mesh(obj, prompt)
+    lines = [f"prompt {prompt!r}; exported mesh {obj} ({score['faces']} faces)", "",
              "| measure | value |", "| --- | --- |"]
-    lines += [f"| views classified as {head} '{wanted[head]}' | {n} / 8 |" for head, n in hits.items()]
-    lines += [f"| predicted categories | {', '.join(pred['category'])} |",
-              f"| Chamfer to nearest '{wanted['category']}' (unit box) | {ours[wanted['category']]:.4f} |",
-              f"| same for a sphere (baseline) | {sphere:.4f} |",
-              "| nearest category by Chamfer | " + ", ".join(f"{c} {d:.3f}" for c, d in sorted(ours.items(),
-                                                                                           key=lambda kv: kv[1])[:4])
-              + " |"]
+    lines += [f"| views classified as {head} '{wanted[head]}' | {n} / 8 |" for head, n in score["views"].items()]
+    nearest = sorted(score["by_category"].items(), key=lambda kv: kv[1])[:4]
+    lines += [f"| predicted categories | {', '.join(score['categories'])} |",
+              f"| Chamfer to nearest '{wanted['category']}' (unit box) | {score['chamfer']:.4f} |",
+              f"| same for a sphere (baseline) | {score['sphere']:.4f} |",
+              "| nearest category by Chamfer | " + ", ".join(f"{c} {d:.3f}" for c, d in nearest) + " |"]
     table = "\n".join(lines)
     print(table)
-    (export / "quality.md").write_text(table + "\n")
+    (obj.parent / "quality.md").write_text(table + "\n")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,19 @@ def prompt_labels(prompt: str) -> dict[str, str]:
 
 
 def score_frames(frames: torch.Tensor, prompt: str) -> dict:
-    """frames [N, H, W, 3] in [0, 1] → accuracy per named attribute and the predicted category counts."""
+    """frames [N, H, W, 3] in [0, 1] → accuracy per named attribute and the predicted category and colour
+    counts (most frequent first)."""
     predictions = load_classifier().predict(frames.permute(0, 3, 1, 2).contiguous())
     wanted = prompt_labels(prompt)
     scores = {head: sum(p == label for p in predictions[head]) / len(frames) for head, label in wanted.items()}
-    return {"accuracy": scores, "categories": Counter(predictions["category"]).most_common(), "frames": len(frames)}
+    return {"accuracy": scores, "categories": Counter(predictions["category"]).most_common(),
+            "colors": Counter(predictions["color"]).most_common(), "frames": len(frames)}
+
+
+@torch.no_grad()
+def classifier_features(frames: torch.Tensor) -> torch.Tensor:
+    """The embedded classifier's 128-d features [N, 128] of frames [N, H, W, 3] in [0, 1]."""
+    return load_classifier().features(frames.permute(0, 3, 1, 2).contiguous())
 
 
 def main(argv=None) -> None:

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from ui3d import register
 from ui3d.data.cameras import CameraBatch, CameraConfig, orbit_cameras, sample_cameras
 from ui3d.renderers.rasterizer import get_rays
+from ui3d.renderers.shading import camera_light
 
 
 @dataclass
@@ -35,10 +36,17 @@ class RandomCameraConfig:
     """Azimuth range, degrees."""
     batch_uniform_azimuth: bool = True
     """Stratify azimuths within a batch."""
+    light_sample_strategy: str = "dreamfusion"
+    """`dreamfusion` (threestudio's: a point light towards the camera direction, perturbed, at a random
+    distance; a light at the camera for validation and test) or `camera`: a distant light fixed in each camera's
+    frame at `light_direction`, in training and evaluation alike (how the embedded teacher's renders are lit)."""
     light_distance_range: list = field(default_factory=lambda: [0.8, 1.5])
-    """Point light distance from the origin (threestudio)."""
+    """Point light distance from the origin (`dreamfusion`)."""
     light_position_perturb: float = 1.0
-    """Std of the random offset of the light direction from the camera direction (threestudio)."""
+    """Std of the random offset of the light direction from the camera direction (`dreamfusion`)."""
+    light_direction: list = field(default_factory=lambda: [-0.4, 0.6, 1.0])
+    """`camera`: direction to the light in the camera's frame (x right, y up, z backwards): upper left, in
+    front of the object (the embedded teacher's `camera_light`)."""
     eval_camera_distance: float = 1.3
     """Orbit distance for validation and test."""
     eval_elevation_deg: float = 15.0
@@ -53,8 +61,20 @@ class RandomCameraConfig:
     """Seed of the camera stream (step i uses seed and i, so a resumed run sees the same cameras)."""
 
 
-def light_positions(cams: CameraBatch, cfg: RandomCameraConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """threestudio: light at a random distance, towards the camera direction perturbed by a Gaussian."""
+CAMERA_LIGHT_DISTANCE = 100.0
+"""Distance of the `camera` strategy's point light: far enough to light like a directional light."""
+
+
+def light_positions(cams: CameraBatch, cfg: RandomCameraConfig, generator: torch.Generator | None,
+                    evaluation: bool = False) -> torch.Tensor:
+    """Light positions [B, 3] by `cfg.light_sample_strategy`: `dreamfusion` (threestudio: at a random distance,
+    towards the camera direction perturbed by a Gaussian; at the camera in evaluation) or `camera`."""
+    if cfg.light_sample_strategy == "camera":
+        return camera_light(cams.c2w, tuple(cfg.light_direction)) * CAMERA_LIGHT_DISTANCE
+    if cfg.light_sample_strategy != "dreamfusion":
+        raise ValueError(f"unknown light_sample_strategy '{cfg.light_sample_strategy}'; expected dreamfusion or camera")
+    if evaluation:
+        return cams.camera_positions.clone()
     n = len(cams)
     direction = torch.nn.functional.normalize(
         cams.camera_positions + torch.randn(n, 3, generator=generator) * cfg.light_position_perturb, dim=-1
@@ -92,7 +112,7 @@ class RandomCameraDataset(Dataset):
 
 
 class OrbitDataset(Dataset):
-    """One orbit camera per item, light at the camera."""
+    """One orbit camera per item, lit by `light_positions` in evaluation."""
 
     def __init__(self, cfg: RandomCameraConfig, n_views: int):
         self.cfg, self.cams = cfg, orbit_cameras(n_views, cfg.eval_elevation_deg, cfg.eval_camera_distance,
@@ -103,7 +123,8 @@ class OrbitDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         cams = self.cams[index]
-        batch = camera_batch(cams, cams.camera_positions.clone(), self.cfg.eval_height, self.cfg.eval_width)
+        batch = camera_batch(cams, light_positions(cams, self.cfg, None, evaluation=True), self.cfg.eval_height,
+                             self.cfg.eval_width)
         return {**batch, "index": index}
 
 

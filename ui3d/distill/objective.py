@@ -6,6 +6,7 @@ so `method`, `divergence`, `form`, `weighting`, `lambda_gan` mean the same thing
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from torch import Tensor
 
@@ -52,7 +53,10 @@ class DistillObjective:
         form: str = "exact"
         """uniinstruct: `exact` (verified gradient, DESIGN §3.2) or `paper` (Eq. 3.5–3.6 as written)."""
         detach_ratio: bool = False
-        """uniinstruct exact: stop the gradient through r and add the DI-type term instead."""
+        """uniinstruct exact: stop the gradient through r (`ratio_gradient` says what replaces it)."""
+        ratio_gradient: str = "di"
+        """uniinstruct exact with `detach_ratio`: `di` (the DI-type term, exact when ∇log r = s_q − s_p) or
+        `none` (r only weights the loss, as in f-distill)."""
         table5: bool = False
         """uniinstruct paper: use the paper's Table 5 C1 values (wrong for rkl, jkl) to reproduce it."""
         sid_alpha: float = 1.2
@@ -63,12 +67,16 @@ class DistillObjective:
         """Weight of the non-saturating GAN generator term softplus(−logit)."""
         logit_clamp: float = 10.0
         """|logit| bound before r = exp(logit)."""
-        normalize_ratio: bool = True
-        """f-distill's two-stage normalisation of r and h(r)."""
+        normalize_ratio: Optional[bool] = None
+        """f-distill's two-stage normalisation of r (by its mean per time bin) and of h(r) (by its mean), for
+        f-distill and uniinstruct; None: on for f-distill, off for uniinstruct."""
+        ratio_momentum: float = 0.0
+        """Normalisation means: 0 takes the batch's (f-distill); m in (0, 1) running means over steps with
+        momentum m (a 3D guidance sees one or a few views per step)."""
         n_time_bins: int = 10
-        """f-distill: time bins of the first normalisation."""
+        """Time bins of the ratio normalisation."""
         ratio_clip: list = field(default_factory=lambda: [0.1, 20.0])
-        """f-distill: bounds of the normalised r."""
+        """Bounds of the normalised r."""
 
     def __init__(self, cfg: "DistillObjective.Config"):
         if cfg.method not in losses.GENERATOR_LOSSES:
@@ -78,8 +86,14 @@ class DistillObjective:
             raise ValueError(f"unknown form '{cfg.form}'; expected 'exact' or 'paper'")
         if cfg.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting '{cfg.weighting}'; expected one of {', '.join(WEIGHTINGS)}")
+        if cfg.ratio_gradient not in losses.RATIO_GRADIENTS:
+            raise ValueError(f"unknown ratio_gradient '{cfg.ratio_gradient}'; expected one of "
+                             f"{', '.join(losses.RATIO_GRADIENTS)}")
         self.cfg = cfg
         self.needs_ratio = cfg.method in ("uniinstruct", "f-distill") or cfg.lambda_gan > 0
+        normalize = cfg.method == "f-distill" if cfg.normalize_ratio is None else cfg.normalize_ratio
+        self.normalizer = losses.RatioNormalizer(cfg.n_time_bins, tuple(cfg.ratio_clip), cfg.ratio_momentum) \
+            if normalize and cfg.method in ("f-distill", "uniinstruct") else None
         self.needs_fake = cfg.method != "sds"
 
     def __call__(
@@ -95,12 +109,20 @@ class DistillObjective:
         w = weighting(cfg.weighting, cfg.method, x0, d_teacher, alpha_t, sigma_t, time_weight)
         loss, stats = losses.GENERATOR_LOSSES[cfg.method](
             x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, logit=logit, weight=w, t=t,
-            divergence=cfg.divergence, form=cfg.form, detach_ratio=cfg.detach_ratio, table5=cfg.table5,
-            alpha=cfg.sid_alpha, logit_clamp=cfg.logit_clamp, normalize=cfg.normalize_ratio,
-            n_time_bins=cfg.n_time_bins, ratio_clip=tuple(cfg.ratio_clip),
+            divergence=cfg.divergence, form=cfg.form, detach_ratio=cfg.detach_ratio,
+            ratio_gradient=cfg.ratio_gradient, table5=cfg.table5, alpha=cfg.sid_alpha, logit_clamp=cfg.logit_clamp,
+            normalize=self.normalizer is not None, normalizer=self.normalizer,
         )
         out = {"loss": loss, f"loss_{cfg.method.replace('-', '_')}": loss}
         if cfg.lambda_gan > 0:
             out["loss_gan"] = losses.gan_generator(logit)[0]
             out["loss"] = loss + cfg.lambda_gan * out["loss_gan"]
         return {**out, **{k: v.detach() for k, v in stats.items()}}
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The running ratio statistics (empty without a running normalisation)."""
+        return self.normalizer.state_dict() if self.normalizer is not None and self.cfg.ratio_momentum else {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if state and self.normalizer is not None:
+            self.normalizer.load_state_dict(state)

@@ -46,6 +46,8 @@ class MeshGeometry(nn.Module):
         """Face budget of the converted mesh (quadric decimation; ≤ ~14k keeps xatlas under 1 s on CPU)."""
         fix_geometry: bool = False
         """Freeze the vertices (stage 3: texture only)."""
+        fix_texture: bool = False
+        """Freeze the albedo field (stage 2 guided by shaded renders: only the shape answers the guidance)."""
         initial_radius: float = 0.35
         """Radius of the icosphere a geometry starts from before any conversion."""
         encoding: str = "triplane"
@@ -75,6 +77,9 @@ class MeshGeometry(nn.Module):
                                       grid_resolution=cfg.grid_resolution, hash_levels=cfg.hash_levels,
                                       hash_log2_table_size=cfg.hash_log2_table_size)
         self.feature_network = _mlp(self.encoding.n_output_dims, cfg.mlp_hidden, cfg.mlp_layers, 3)
+        if cfg.fix_texture:
+            self.encoding.requires_grad_(False)
+            self.feature_network.requires_grad_(False)
         sphere = trimesh.creation.icosphere(subdivisions=3, radius=cfg.initial_radius)
         self.set_mesh(torch.tensor(sphere.vertices, dtype=torch.float32), torch.tensor(sphere.faces))
 
@@ -124,8 +129,13 @@ class MeshGeometry(nn.Module):
 
     def fit_texture(self, target: Callable[[Tensor], Tensor], steps: int, n_points: int = 4096,
                     lr: float = 1e-2) -> float:
-        """Regress the albedo field onto `target(points) -> [N, 3]` at surface points; returns the final MSE."""
-        optimizer = torch.optim.Adam([*self.encoding.parameters(), *self.feature_network.parameters()], lr=lr)
+        """Regress the albedo field onto `target(points) -> [N, 3]` at surface points (also when `fix_texture`
+        freezes it for training); returns the final MSE."""
+        params = [*self.encoding.parameters(), *self.feature_network.parameters()]
+        flags = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(True)
+        optimizer = torch.optim.Adam(params, lr=lr)
         loss = torch.zeros(())
         for _ in range(steps):
             points = self.sample_surface(n_points)
@@ -135,6 +145,8 @@ class MeshGeometry(nn.Module):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
         return float(loss.detach())
 
     def _copy_texture(self, previous: nn.Module) -> bool:

@@ -9,8 +9,8 @@ the fake score on `losses.dsm`. No loss is written here.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -22,7 +22,13 @@ from ui3d.guidance.discriminator import build_head, capture_mid_block, mid_block
 from ui3d.guidance.fake_score import FakeScoreGuidance
 from ui3d.guidance.real_pool import DEFAULT_CACHE_DIR, RealPool
 from ui3d.registry import register
+from ui3d.schedule import scheduled
 from ui3d.teachers.teacher import DiffusionTeacher
+
+
+def scale_gradient(x: Tensor, weight: float) -> Tensor:
+    """x in value; its gradient multiplied by `weight` on the way back."""
+    return x if weight == 1.0 else x.detach() + weight * (x - x.detach())
 
 
 @register("uniinstruct")
@@ -40,7 +46,19 @@ class UniInstructGuidance(FakeScoreGuidance):
         form: str = "exact"
         """`exact` (verified gradient, DESIGN §3.2) or `paper` (Eq. 3.5–3.6 as written)."""
         detach_ratio: bool = False
-        """exact form: stop the gradient through r and add the DI-type term instead."""
+        """exact form: stop the gradient through r (`ratio_gradient` says what replaces it)."""
+        ratio_gradient: str = "di"
+        """With `detach_ratio`: `di` (the DI-type term, exact when ∇log r = s_q − s_p) or `none` (r only weights
+        the loss, as in f-distill)."""
+        normalize_ratio: bool = False
+        """f-distill's two-stage normalisation: r over its running mean per time bin (clipped to `ratio_clip`),
+        the loss over the running mean of h(r)."""
+        ratio_momentum: float = 0.98
+        """Momentum of the normalisation's running means (one or a few views per step)."""
+        n_time_bins: int = 10
+        """Time bins of the ratio normalisation."""
+        ratio_clip: list = field(default_factory=lambda: [0.1, 10.0])
+        """Bounds of the normalised r."""
         lambda_gan: float = 0.1
         """Weight of the GAN generator term softplus(−logit) inside `loss_uniinstruct`."""
         discriminator: str = "teacher"
@@ -60,6 +78,11 @@ class UniInstructGuidance(FakeScoreGuidance):
         """|logit| bound before r = exp(logit)."""
         rkl_warm_start_steps: int = 0
         """Use `rkl` for the first N steps, then `divergence` (the paper's RKL → FKL warm start)."""
+        input_gradient: Any = 1.0
+        """Weight (a float or a step schedule) of the gradient that flows through the teacher's and the fake
+        score's inputs x_t (the score-identity terms of SiD and Uni-Instruct). 1 is the exact loss; 0 leaves its
+        direct term, −2h(r)(D_q − D_p) on the render: Diff-Instruct's / VSD's gradient weighted by h(r) as in
+        f-distill. A schedule from 0 to 1 is a softer warm start."""
 
     def __init__(self, cfg: UniInstructGuidance.Config, teacher: DiffusionTeacher):
         super().__init__(cfg, teacher)
@@ -70,10 +93,9 @@ class UniInstructGuidance(FakeScoreGuidance):
                              self.cfg.real_pool_cache_dir, self.cfg.real_images_dir)
 
     def objective_config(self) -> DistillObjective.Config:
-        cfg = self.cfg
-        return DistillObjective.Config(method=self.method, divergence=cfg.divergence, form=cfg.form,
-                                       detach_ratio=cfg.detach_ratio, weighting=cfg.weighting,
-                                       lambda_gan=cfg.lambda_gan, logit_clamp=cfg.logit_clamp)
+        """The objective's block: every `DistillObjective.Config` field this guidance's config also has."""
+        shared = {f.name for f in dataclasses.fields(DistillObjective.Config)} & set(vars(self.cfg))
+        return DistillObjective.Config(method=self.method, **{name: getattr(self.cfg, name) for name in shared})
 
     def current_objective(self) -> DistillObjective:
         """`rkl` during the warm start, then the configured divergence."""
@@ -84,20 +106,31 @@ class UniInstructGuidance(FakeScoreGuidance):
         head = list(self.head.parameters())
         return super().trainable_parameters() + ([{"params": head, "lr": self.cfg.disc_lr}] if head else [])
 
+    def objectives(self) -> dict[str, DistillObjective]:
+        """The objectives by checkpoint prefix (the warm start's rkl one too)."""
+        return {"objective": self.objective, **({"warm_objective": self.warm_objective} if self.warm_objective else {})}
+
     def state_dict(self) -> dict[str, Tensor]:
-        return {**super().state_dict(), **{f"disc.{n}": v for n, v in self.head.state_dict().items()}}
+        state = {**super().state_dict(), **{f"disc.{n}": v for n, v in self.head.state_dict().items()}}
+        for prefix, objective in self.objectives().items():
+            state.update({f"{prefix}.{n}": v for n, v in objective.state_dict().items()})
+        return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         super().load_state_dict(state)
         self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("disc.")})
+        for prefix, objective in self.objectives().items():
+            objective.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")})
 
     def __call__(self, rgb: Tensor, prompt_embeds, c2w: Tensor, global_step: int | None = None) -> dict[str, Tensor]:
         """`{"loss_uniinstruct", "loss_lora", "loss_disc", "loss_gan" (logged), "r", "t", …}`."""
         if global_step is not None:
             self.update_step(global_step)
         noised = self.noised_render(rgb)
+        weight = scheduled(self.cfg.input_gradient, self.global_step)
+        network_input = noised._replace(x_t=scale_gradient(noised.x_t, weight))
         with frozen(self.head.parameters()):
-            d_teacher, d_fake, features = self.networks(noised, prompt_embeds, c2w)
+            d_teacher, d_fake, features = self.networks(network_input, prompt_embeds, c2w)
             logit = self.head(features)
         out = self.outputs(self.generator_loss(noised, d_teacher, d_fake, logit), noised)
         out["loss_disc"], disc_stats = self.disc_loss(features.detach(), noised.t, prompt_embeds, c2w)

@@ -48,7 +48,9 @@ class TextTo3DConfig:
     loss: dict = field(default_factory=dict)
     """`lambda_<name>`: weight (or step schedule) of `loss_<name>`; regularisers `sparsity`, `opaque`, `orient`."""
     optimizer: dict = field(default_factory=lambda: {"name": "Adam", "lr": 0.01, "betas": [0.9, 0.99], "eps": 1e-15})
-    """torch.optim class `name` and its arguments for the scene's parameters (guidance groups bring their own lr)."""
+    """torch.optim class `name` and its arguments for the scene's parameters (guidance groups bring their own lr);
+    `params: {geometry.encoding: {lr: 0.01}, geometry.density_network: {lr: 0.001}, ...}` gives modules of the
+    scene their own arguments, as threestudio's `optimizer.params` does."""
     guidance_input: str = "comp_rgb"
     """Render output the guidance sees: `comp_rgb`, or `comp_normal_vis` for SDS on normal maps (stage 2)."""
     export_mesh: bool = False
@@ -74,16 +76,20 @@ class TextTo3DSystem(L.LightningModule):
         self.prompt_processor = build(cfg.prompt_processor_type, cfg.prompt_processor, teacher)
         self.guidance = build(cfg.guidance_type, cfg.guidance, teacher)
 
-    # -- checkpoints: the guidance's trainable parts (LoRA, camera embedding, discriminator) ride along
+    # -- checkpoints: the guidance's trainable parts (LoRA, camera embedding, discriminator, ratio statistics)
+    # ride along under the guidance's own names; checkpoints from before keyed parameters by position ("g.i")
     def _guidance_parameters(self):
         for g, group in enumerate(self.guidance.trainable_parameters()):
             for i, p in enumerate(group["params"]):
                 yield f"{g}.{i}", p
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["guidance"] = {name: p.detach().clone() for name, p in self._guidance_parameters()}
+        checkpoint["guidance_state"] = {k: v.detach().clone() for k, v in self.guidance.state_dict().items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "guidance_state" in checkpoint:
+            self.guidance.load_state_dict(checkpoint["guidance_state"])
+            return
         saved = checkpoint.get("guidance", {})
         with torch.no_grad():
             for name, p in self._guidance_parameters():
@@ -92,9 +98,25 @@ class TextTo3DSystem(L.LightningModule):
 
     def configure_optimizers(self):
         opt = dict(self.cfg.optimizer)
-        cls = getattr(torch.optim, opt.pop("name"))
-        scene = [p for m in (self.geometry, self.material, self.background) for p in m.parameters() if p.requires_grad]
-        return cls([{"params": scene}, *self.guidance.trainable_parameters()], **opt)
+        cls, groups = getattr(torch.optim, opt.pop("name")), self.scene_parameter_groups(opt.pop("params", None))
+        return cls([*groups, *self.guidance.trainable_parameters()], **opt)
+
+    def scene_parameter_groups(self, params: dict | None) -> list[dict]:
+        """One optimizer group per module named in `params` (dotted names under the system, threestudio's
+        `optimizer.params`) with its own arguments, and one for the rest of the scene's trainable parameters."""
+        groups, taken = [], set()
+        for name, options in (params or {}).items():
+            try:
+                module = self.get_submodule(name)
+            except AttributeError:
+                raise ValueError(f"optimizer.params names '{name}', which is not a module of the system "
+                                 "(e.g. geometry.encoding, geometry.density_network)") from None
+            group = [p for p in module.parameters() if p.requires_grad and id(p) not in taken]
+            taken.update(map(id, group))
+            groups.append({"params": group, **dict(options or {})})
+        rest = [p for m in (self.geometry, self.material, self.background) for p in m.parameters()
+                if p.requires_grad and id(p) not in taken]
+        return [group for group in [*groups, {"params": rest}] if group["params"]]
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         for part in (self.renderer, self.material, self.guidance):

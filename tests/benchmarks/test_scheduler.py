@@ -1,10 +1,10 @@
-"""The 2D benchmark's task scheduler: dependencies, priority order, results handed on."""
+"""The benchmarks' task scheduler: dependencies, priority order, results handed on."""
 import operator
 import time
 
 import pytest
 
-from ui3d.benchmarks.distill2d import Task, run_tasks
+from ui3d.benchmarks.common import Task, run_tasks
 
 
 def test_dependents_get_the_results_they_depend_on():

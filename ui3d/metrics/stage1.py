@@ -1,0 +1,73 @@
+"""Health of a stage-1 run, read from what it wrote: did the NeRF collapse (its turntable), and what did the
+density ratio do (its per-step `metrics.csv`)?
+
+The collapse rule, on the test turntable (30 orbit frames at the eval framing: distance 1.3, fovy 55°, over the
+config's solid background):
+
+- a pixel is foreground when some channel differs from the background by more than `FOREGROUND_TOL`
+  (above the video codec's noise);
+- **filled**: the foreground covers more than `FILLED_COVERAGE` of the frames, or more than `FILLED_BORDER` of
+  the frames' outermost pixel ring, averaged over the frames. Every ground-truth object of the embedded teacher
+  (10 categories × 3 variants) covers at most 51 % of such a frame (the ball) and never touches its border;
+  a NeRF that fills its box [−0.7, 0.7]³ covers all of it;
+- **vanished**: the foreground covers less than `VANISHED_COVERAGE` of the frames.
+"""
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+FOREGROUND_TOL = 0.05
+FILLED_COVERAGE = 0.6
+FILLED_BORDER = 0.2
+VANISHED_COVERAGE = 0.01
+
+
+def foreground(frames: Tensor, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
+    """[N, H, W] mask of the pixels of frames [N, H, W, 3] in [0, 1] that are not the background colour."""
+    return (frames - frames.new_tensor(background)).abs().amax(-1) > FOREGROUND_TOL
+
+
+def coverage(frames: Tensor, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tuple[float, float]:
+    """(foreground fraction of the frames, foreground fraction of their outermost pixel ring)."""
+    fg = foreground(frames, background).float()
+    ring = torch.cat([fg[:, 0], fg[:, -1], fg[:, 1:-1, 0], fg[:, 1:-1, -1]], dim=1)
+    return float(fg.mean()), float(ring.mean())
+
+
+def collapse(frames: Tensor, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> str | None:
+    """`"filled"`, `"vanished"` or None by the module's rule."""
+    cover, border = coverage(frames, background)
+    if cover > FILLED_COVERAGE or border > FILLED_BORDER:
+        return "filled"
+    return "vanished" if cover < VANISHED_COVERAGE else None
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """The rows of a Lightning CSV log that carry training scalars, as floats keyed without the `train/`
+    prefix (plus `step`)."""
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            values = {k.removeprefix("train/"): float(v) for k, v in row.items() if v not in ("", None)}
+            if any(k != "step" and k != "epoch" for k in values):
+                rows.append(values)
+    return rows
+
+
+def ratio_statistics(rows: list[dict[str, float]], start_step: int = 0) -> dict[str, float] | None:
+    """What the density ratio did from `start_step` on (e.g. after an rkl warm start), from per-step logs of a
+    Uni-Instruct guidance: `at_clamp` the fraction of steps where the logit hit its clamp or the normalised r its
+    clip; the spread of the loss weight h(r) over steps (`h_std`, and its 10th and 90th percentiles `h_p10`,
+    `h_p90`), `h_mean`; None when the log has no ratio."""
+    rows = [r for r in rows if r.get("step", 0) >= start_step and "h" in r and "at_clamp" in r]
+    if not rows:
+        return None
+    h = sorted(r["h"] for r in rows)
+    return {"steps": len(rows), "at_clamp": statistics.mean(float(r["at_clamp"] > 0) for r in rows),
+            "h_mean": statistics.mean(h), "h_std": statistics.pstdev(h),
+            "h_p10": h[len(h) // 10], "h_p90": h[min(len(h) - 1, (9 * len(h)) // 10)]}
