@@ -67,6 +67,9 @@ class StageConfig:
     """Overrides merged onto the run's `trainer` block."""
     convert_from: Optional[str] = None
     """Earlier stage whose last checkpoint initialises this one (threestudio's `geometry_convert_from`)."""
+    guidance_from: Optional[str] = None
+    """Earlier stage whose guidance state (fake score, camera embedding, discriminator, ratio statistics) this
+    stage's guidance starts from, instead of a fresh one; the two guidances must be of one type."""
 
 
 @dataclass
@@ -282,7 +285,7 @@ def stage_block(cfg: DictConfig, stage_name: str) -> DictConfig:
     """The effective config of one stage: run-level `system`/`trainer` merged with the stage's overrides."""
     if stage_name == "main" and not cfg.stages:
         effective = OmegaConf.masked_copy(cfg, ["system_type", "system", "data_type", "data", "trainer"])
-        effective.convert_from = None
+        effective.convert_from = effective.guidance_from = None
     else:
         if stage_name not in cfg.stages:
             raise ConfigError(f"no stage '{stage_name}'; this config has: {', '.join(stage_names(cfg))}")
@@ -295,6 +298,7 @@ def stage_block(cfg: DictConfig, stage_name: str) -> DictConfig:
                 "data": OmegaConf.merge(cfg.data, stage.get("data") or {}),
                 "trainer": OmegaConf.merge(cfg.trainer, stage.get("trainer") or {}),
                 "convert_from": stage.get("convert_from"),
+                "guidance_from": stage.get("guidance_from"),
             }
         )
     if cfg.get("steps") is not None:

@@ -22,9 +22,12 @@ def test_an_object_like_the_teachers_is_no_collapse():
 def test_a_nerf_that_fills_its_box_is_filled():
     assert stage1.collapse(frames_with_square(64)) == "filled"
     assert stage1.collapse(frames_with_square(56)) == "filled"  # 77 % of the frame
-    slab = torch.ones(3, 64, 64, 3)
-    slab[:, 17:47] = 0.3  # a band across the whole frame: 47 % covered, but a quarter of the border
-    assert stage1.coverage(slab)[1] > stage1.FILLED_BORDER and stage1.collapse(slab) == "filled"
+    frame = torch.full((3, 64, 64, 3), 0.3)
+    frame[:, 8:56, 8:56] = 1.0  # a hollow frame: 44 % covered, all of the border
+    assert stage1.coverage(frame)[0] < stage1.FILLED_COVERAGE and stage1.collapse(frame) == "filled"
+    band = torch.ones(3, 64, 64, 3)
+    band[:, 17:47] = 0.3  # an object too wide for the frame: 47 % covered, a quarter of the border
+    assert stage1.collapse(band) is None
 
 
 def test_a_nerf_that_vanished_is_vanished():

@@ -164,3 +164,28 @@ def test_eval_chunks_match_one_pass():
         chunked = renderer(rays_o, rays_d, cams.camera_positions)
     assert whole.keys() == chunked.keys()
     assert all(torch.allclose(whole[k], chunked[k], atol=1e-6) for k in whole)
+
+
+def test_training_batches_shaded_by_albedo_alone_skip_the_normals():
+    """The shading is picked once per batch; an albedo batch needs no normals (3 field evaluations fewer per
+    sample), a diffuse one and every evaluation render have them."""
+    field = ConstantField(5.0, ball=0.3)
+    calls = []
+    forward = field.forward
+    field.forward = lambda points, with_normal=False: calls.append(with_normal) or forward(points, with_normal)
+    material = DiffuseWithPointLightMaterial(DiffuseWithPointLightMaterial.Config(ambient_only_steps=10))
+    renderer = NeRFVolumeRenderer(NeRFVolumeRenderer.Config(num_samples_per_ray=8, grid_prune=False), field,
+                                  material, SolidColorBackground(SolidColorBackground.Config()))
+    cams = orbit_cameras(1, 10.0, 1.3, 55.0)
+    rays_o, rays_d = get_rays(cams.c2w, cams.fovy, 4, 4)
+    renderer.train()
+    material.update_step(0)  # the ambient-only warm-up: albedo
+    out = renderer(rays_o, rays_d, cams.camera_positions)
+    assert calls == [False] and "normal" not in out
+    material.update_step(10)
+    out = renderer(rays_o, rays_d, cams.camera_positions, shading="diffuse")
+    assert calls[-1] is True and "comp_normal" in out
+    renderer.eval()
+    material.update_step(0)
+    renderer(rays_o, rays_d, cams.camera_positions)
+    assert calls[-1] is True

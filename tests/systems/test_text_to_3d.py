@@ -23,18 +23,34 @@ def make_system(teacher, tmp_path, *overrides):
     return TextTo3DSystem(parse_structured(TextTo3DSystem.Config, block), teacher, tmp_path / "save")
 
 
+def group_of(optimizer, module) -> dict:
+    """The optimizer group holding all of a module's parameters."""
+    ids = {id(p) for p in module.parameters()}
+    (group,) = [g for g in optimizer.param_groups if ids <= {id(p) for p in g["params"]}]
+    return group
+
+
 def test_optimizer_params_give_modules_their_own_arguments(teacher, tmp_path):
     system = make_system(teacher, tmp_path, "system.optimizer.lr=0.01",
-                         "system.optimizer.params={geometry.density_network: {lr: 0.001}}")
+                         "system.optimizer.params={geometry.density_network: {lr: 0.002}, "
+                         "geometry.feature_network: {lr: 0.003}}")
     optimizer = system.configure_optimizers()
-    density = {id(p) for p in system.geometry.density_network.parameters()}
-    groups = optimizer.param_groups
-    assert {id(p) for p in groups[0]["params"]} == density and groups[0]["lr"] == 0.001
-    rest = {id(p) for p in groups[1]["params"]}
-    assert groups[1]["lr"] == 0.01 and not rest & density
-    assert {id(p) for p in system.geometry.encoding.parameters()} <= rest
+    geometry = system.geometry
+    assert group_of(optimizer, geometry.density_network)["lr"] == 0.002
+    assert group_of(optimizer, geometry.feature_network)["lr"] == 0.003
+    rest = group_of(optimizer, geometry.encoding)
+    assert rest["lr"] == 0.01 and not {id(p) for p in geometry.density_network.parameters()} & {
+        id(p) for p in rest["params"]}
     guidance = {id(p) for g in system.guidance.trainable_parameters() for p in g["params"]}
-    assert guidance == {id(p) for g in groups[2:] for p in g["params"]}
+    assert guidance == {id(p) for g in optimizer.param_groups[3:] for p in g["params"]}
+
+
+def test_a_null_entry_drops_an_inherited_group(teacher, tmp_path):
+    system = make_system(teacher, tmp_path, "system.optimizer.lr=0.01",
+                         "system.optimizer.params={geometry.density_network: null, geometry.encoding: {lr: 0.1}}")
+    optimizer = system.configure_optimizers()
+    assert group_of(optimizer, system.geometry.encoding)["lr"] == 0.1
+    assert group_of(optimizer, system.geometry.density_network)["lr"] == 0.01
 
 
 def test_optimizer_params_naming_no_module_is_a_clear_error(teacher, tmp_path):
@@ -68,3 +84,34 @@ def test_checkpoints_from_before_stable_names_still_load(teacher, tmp_path):
     for g, group in enumerate(fresh.guidance.trainable_parameters()):
         for i, p in enumerate(group["params"]):
             torch.testing.assert_close(p.detach(), old["guidance"][f"{g}.{i}"])
+
+
+def test_a_stage_can_start_its_guidance_from_an_earlier_stage(teacher, tmp_path, monkeypatch):
+    from ui3d.config import ConfigError
+    from ui3d.systems import runner
+
+    overrides = ["prompt=a red vase", "system.guidance.real_pool_size=2", "system.guidance.real_sampling_steps=2",
+                 f"system.guidance.real_pool_cache_dir={tmp_path}/pool",
+                 f"system.prompt_processor.cache_dir={tmp_path}/text", "stages.nerf.guidance_from=earlier"]
+    cfg = load_config("uniinstruct-fkl.yaml", overrides).cfg
+    stage = stage_block(cfg, "nerf")
+    assert stage.guidance_from == "earlier"
+    earlier = make_system(teacher, tmp_path)
+    with torch.no_grad():
+        for p in earlier.guidance.head.parameters():
+            p.add_(0.5)
+    built = []
+    monkeypatch.setattr(runner, "fit_stage", lambda system, *args, **kw: built.append(system))
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="stage 'earlier', which has no checkpoint"):
+        runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name: teacher)
+    (run_dir / "earlier" / "ckpts").mkdir(parents=True)
+    torch.save({"state_dict": {}}, run_dir / "earlier" / "ckpts" / "last.ckpt")
+    with pytest.raises(ConfigError, match="holds no guidance state"):
+        runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name: teacher)
+    checkpoint = {}
+    earlier.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, run_dir / "earlier" / "ckpts" / "last.ckpt")
+    runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name: teacher)
+    for key, value in earlier.guidance.state_dict().items():
+        torch.testing.assert_close(built[-1].guidance.state_dict()[key], value, msg=key)

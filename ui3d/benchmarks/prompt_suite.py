@@ -31,6 +31,7 @@ import argparse
 import json
 import re
 import statistics
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -377,10 +378,9 @@ def main(argv: list[str] | None = None) -> None:
     done, seconds = run_tasks(tasks, args.jobs)
     wall = time.time() - start
     results = {runs[k]: v for k, v in done.items() if k in runs}
-    sections = [f"# Text-to-3D on the prompt suite\n\n`python -m ui3d.benchmarks.prompt_suite "
-                f"{' '.join(argv if argv is not None else __import__('sys').argv[1:])}`".rstrip() + "` — "
-                f"{len(runs)} runs, {args.jobs} worker processes × 1 CPU thread, seed 0"
-                + (f", overrides `{' '.join(args.set)}`" if args.set else "") + "."]
+    command = " ".join(["python -m ui3d.benchmarks.prompt_suite", *(sys.argv[1:] if argv is None else argv)])
+    sections = [f"# Text-to-3D on the prompt suite\n\n`{command}`: {len(runs)} runs, {args.jobs} worker processes "
+                f"× 1 CPU thread" + (f", overrides `{' '.join(args.set)}`" if args.set else "") + "."]
     if args.part in ("suite", "all"):
         suite = {r: v for r, v in results.items() if r.seed == 0 and r.prompt in prompts}
         sections += ["## Stage 1 (NeRF) turntables", suite_tables(suite, configs, prompts)]

@@ -75,9 +75,11 @@ class NeRFVolumeRenderer(nn.Module):
     def _use_nerfacc(self, device: torch.device) -> bool:
         return self.estimator is not None and device.type == "cuda"
 
-    def _needs_normal(self) -> bool:
-        return bool(getattr(self.material, "requires_normal", False)) or self.cfg.return_comp_normal \
-            or not self.training
+    def _needs_normal(self, shading: str | None = None) -> bool:
+        """Normals (3 more field evaluations per sample) only where the material shades with them this batch, or
+        for `return_comp_normal` and evaluation renders."""
+        shaded = bool(getattr(self.material, "requires_normal", False)) and shading != "albedo"
+        return shaded or self.cfg.return_comp_normal or not self.training
 
     def forward(self, rays_o: Tensor, rays_d: Tensor, light_positions: Tensor, bg_color: Tensor | None = None,
                 **material_kwargs: object) -> dict[str, Tensor]:
@@ -88,6 +90,8 @@ class NeRFVolumeRenderer(nn.Module):
         `bg_color` [B, H, W, 3] or [3] replaces the background; `material_kwargs` go to the material."""
         batch, height, width, _ = rays_o.shape
         n_rays = batch * height * width
+        if "shading" not in material_kwargs and hasattr(self.material, "pick_shading"):
+            material_kwargs = {**material_kwargs, "shading": self.material.pick_shading()}  # one per batch
         bg = self.background(rays_d) if bg_color is None else bg_color.to(rays_d).expand_as(rays_d)
         light = light_positions[:, None, None].expand_as(rays_o)
         flat = [t.reshape(n_rays, 3) for t in (rays_o, rays_d, light)]
@@ -138,7 +142,7 @@ class NeRFVolumeRenderer(nn.Module):
 
     def _shade(self, positions: Tensor, dirs: Tensor, light: Tensor, material_kwargs: dict) -> dict[str, Tensor]:
         """Field and material at the evaluated samples [S, 3]: `density` [S, 1], `rgb` [S, 3], `normal`."""
-        geo = self.geometry(positions, with_normal=self._needs_normal())
+        geo = self.geometry(positions, with_normal=self._needs_normal(material_kwargs.get("shading")))
         rgb = self.material(features=geo["features"], positions=positions, shading_normal=geo.get("normal"),
                             light_positions=light, viewdirs=dirs, **material_kwargs)
         return {"density": geo["density"], "rgb": rgb, **({"normal": geo["normal"]} if "normal" in geo else {})}

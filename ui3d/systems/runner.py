@@ -72,6 +72,19 @@ def previous_geometry(experiment: DictConfig, name: str, run_dir: Path):
     return geometry
 
 
+def previous_guidance_state(name: str, run_dir: Path) -> dict:
+    """The guidance state saved in an earlier stage's last checkpoint (`guidance_from`)."""
+    ckpt = run_dir / name / "ckpts" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ConfigError(f"this stage takes its guidance from stage '{name}', which has no checkpoint {ckpt}: run "
+                          f"it first (--stage {name}) or run all stages")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False).get("guidance_state")
+    if state is None:
+        raise ConfigError(f"{ckpt} holds no guidance state (written before guidance states were saved by name); "
+                          f"rerun stage '{name}' or remove guidance_from")
+    return state
+
+
 def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerConfig, datamodule=None) -> None:
     """Fit `system` in `stage_dir` (resuming the newest checkpoint there), test it, write `done` (rank 0)."""
     trainer = make_trainer(trainer_cfg, stage_dir)
@@ -103,6 +116,9 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
     system_cfg = parse_structured(system_cls.Config, stage.system)
     system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg)), stage_dir / "save")
-    if stage.get("convert_from") and resume_checkpoint(stage_dir / "ckpts") is None:
+    fresh = resume_checkpoint(stage_dir / "ckpts") is None
+    if stage.get("convert_from") and fresh:
         system.geometry.initialize_from(previous_geometry(experiment, stage.convert_from, stage_dir.parent))
+    if stage.get("guidance_from") and fresh:
+        system.guidance.load_state_dict(previous_guidance_state(stage.guidance_from, stage_dir.parent))
     fit_stage(system, stage_dir, trainer_cfg, build(stage.data_type, stage.data, trainer_cfg.max_steps))

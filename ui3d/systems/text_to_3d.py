@@ -50,7 +50,8 @@ class TextTo3DConfig:
     optimizer: dict = field(default_factory=lambda: {"name": "Adam", "lr": 0.01, "betas": [0.9, 0.99], "eps": 1e-15})
     """torch.optim class `name` and its arguments for the scene's parameters (guidance groups bring their own lr);
     `params: {geometry.encoding: {lr: 0.01}, geometry.density_network: {lr: 0.001}, ...}` gives modules of the
-    scene their own arguments, as threestudio's `optimizer.params` does."""
+    scene their own arguments, as threestudio's `optimizer.params` does; a `null` entry drops an inherited one
+    (a later stage's mesh has no `geometry.density_network`)."""
     guidance_input: str = "comp_rgb"
     """Render output the guidance sees: `comp_rgb`, or `comp_normal_vis` for SDS on normal maps (stage 2)."""
     export_mesh: bool = False
@@ -103,9 +104,12 @@ class TextTo3DSystem(L.LightningModule):
 
     def scene_parameter_groups(self, params: dict | None) -> list[dict]:
         """One optimizer group per module named in `params` (dotted names under the system, threestudio's
-        `optimizer.params`) with its own arguments, and one for the rest of the scene's trainable parameters."""
+        `optimizer.params`) with its own arguments, and one for the rest of the scene's trainable parameters;
+        names whose options are None are skipped."""
         groups, taken = [], set()
         for name, options in (params or {}).items():
+            if options is None:
+                continue
             try:
                 module = self.get_submodule(name)
             except AttributeError:
