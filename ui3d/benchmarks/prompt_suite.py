@@ -204,6 +204,10 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f}"
 
 
+def _percent(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
 def config_name(config: str) -> str:
     return Path(config).stem
 
@@ -237,11 +241,11 @@ def suite_tables(results: dict[Run, dict], configs: list[str], prompts: list[str
         runs = [next(r for r in by_config[config] if r.prompt == p) for p in prompts]
         s = summary(results, runs)
         collapsed = ", ".join(f"{p} ({kind})" for p, kind in s["collapses"]) or "none"
-        ratio = "—" if s["at_clamp"] is None else (f"{_pct(s['at_clamp'])} % | {s['h_std']:.2f} "
-                                                  f"({s['h_p10']:.2f}–{s['h_p90']:.2f})")
-        rows.append(f"| {config_name(config)} | {_pct(s['category'])} % | {_pct(s['category_min'])} % "
-                    f"| {s['prompts_half']} / {s['prompts']} | {_pct(s['color'])} % | {_pct(s['pattern'])} % "
-                    f"| {collapsed} | {ratio if s['at_clamp'] is not None else '— | —'} | {s['seconds']:.0f} |")
+        ratio = "— | —" if s["at_clamp"] is None else (f"{_percent(s['at_clamp'])} | {s['h_std']:.2f} "
+                                                      f"({s['h_p10']:.2f}–{s['h_p90']:.2f})")
+        rows.append(f"| {config_name(config)} | {_percent(s['category'])} | {_percent(s['category_min'])} "
+                    f"| {s['prompts_half']} / {s['prompts']} | {_percent(s['color'])} | {_percent(s['pattern'])} "
+                    f"| {collapsed} | {ratio} | {s['seconds']:.0f} |")
     head = ("| config | category (mean) | category (worst prompt) | prompts ≥ 50 % category | colour | pattern "
             "| collapses | steps at a clamp | h(r) sd (p10–p90) | stage-1 s |\n|" + " --- |" * 10)
     per_prompt = ["| prompt | " + " | ".join(config_name(c) for c in configs) + " |",
