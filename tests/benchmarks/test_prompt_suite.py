@@ -2,6 +2,8 @@
 from argparse import Namespace
 from pathlib import Path
 
+import pytest
+
 from ui3d.benchmarks import prompt_suite
 from ui3d.benchmarks.score_run import prompt_labels
 from ui3d.teachers.embedded.classifier import HEADS
@@ -52,3 +54,37 @@ def test_the_quick_plan_is_the_headline_stage_1_on_six_prompts():
     tasks, runs, configs, prompts = prompt_suite.plan(plan_args(quick=True, part="suite"))
     assert configs == [prompt_suite.HEADLINE] and len(prompts) == 6
     assert len(tasks) == 6 and not any(r.all_stages for r in runs.values())
+
+
+def scored(category, color=None, pattern=None, collapse=None, at_clamp=None):
+    accuracy = {"category": category, **({"color": color} if color is not None else {}),
+                **({"pattern": pattern} if pattern is not None else {})}
+    ratio = None if at_clamp is None else {"at_clamp": at_clamp, "h_std": 0.5, "h_p10": 0.6, "h_p90": 1.4}
+    return {"turntable": {"accuracy": accuracy, "collapse": collapse, "categories": [("vase", 30)]},
+            "ratio": ratio, "seconds": {"nerf": 100.0}}
+
+
+def test_the_summary_averages_colour_and_pattern_over_the_prompts_that_name_them():
+    runs = [prompt_suite.Run("uniinstruct-fkl.yaml", p) for p in ("a vase", "a red mug", "a blue striped bowl")]
+    results = dict(zip(runs, [scored(1.0, at_clamp=0.0), scored(0.5, 1.0, collapse="filled", at_clamp=0.2),
+                              scored(0.7, 0.5, 0.0, at_clamp=0.1)]))
+    s = prompt_suite.summary(results, runs)
+    assert s["category"] == pytest.approx(2.2 / 3) and s["category_min"] == 0.5 and s["prompts_half"] == 3
+    assert s["color"] == pytest.approx(0.75) and s["pattern"] == 0.0
+    assert s["collapses"] == [("a red mug", "filled")] and s["at_clamp"] == pytest.approx(0.1)
+    table = prompt_suite.suite_tables(results, ["uniinstruct-fkl.yaml"], [r.prompt for r in runs])
+    assert "| uniinstruct-fkl | 73 % | 50 % | 3 / 3 | 75 % | 0 % | a red mug (filled) | 10 % |" in table
+    assert "| a red mug | 50/100 vase **filled** |" in table
+
+
+def test_the_mesh_table_counts_the_targets_on_the_exported_meshes():
+    def mesh(category, color, chamfer):
+        views = {"category": category, **({"color": color} if color is not None else {})}
+        return {"views": views, "chamfer": chamfer, "sphere": 0.19}
+
+    runs = [prompt_suite.Run("uniinstruct-fkl.yaml", p, all_stages=True) for p in ("a vase", "a red mug")]
+    results = {runs[0]: {"meshes": {s: mesh(8, None, 0.05) for s in prompt_suite.STAGES}},
+               runs[1]: {"meshes": {s: mesh(5, 7, 0.25) for s in prompt_suite.STAGES}}}
+    table = prompt_suite.mesh_table(results)
+    assert "category on ≥ 6 / 8 views for 1 / 2 prompts (50 %)" in table
+    assert "colour on ≥ 7 / 8 views for 1 / 1 prompts" in table and "Chamfer below the sphere's for 1 / 2" in table

@@ -52,9 +52,9 @@ def test_running_normalizer_divides_by_a_bias_corrected_running_mean_per_bin():
 
 def test_normalizer_clips_and_reports_what_it_clipped():
     norm = losses.RatioNormalizer(n_bins=1, clip=(0.5, 2.0))
-    r, clipped = norm.ratio(torch.tensor([0.1, 1.0, 1.9]), None)  # mean 1.0
-    torch.testing.assert_close(r, torch.tensor([0.5, 1.0, 1.9]))
-    assert clipped.tolist() == [True, False, False]
+    r, clipped = norm.ratio(torch.tensor([0.1, 1.0, 1.9, 5.0]), None)  # mean 2.0
+    torch.testing.assert_close(r, torch.tensor([0.5, 0.5, 0.95, 2.0]))
+    assert clipped.tolist() == [True, True, False, True]
 
 
 def test_normalized_loss_keeps_its_scale_whatever_the_discriminator_says():
