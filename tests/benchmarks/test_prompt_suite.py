@@ -3,6 +3,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+import torch
 
 from ui3d.benchmarks import prompt_suite
 from ui3d.benchmarks.score_run import prompt_labels
@@ -88,3 +89,39 @@ def test_the_mesh_table_counts_the_targets_on_the_exported_meshes():
     table = prompt_suite.mesh_table(results)
     assert "category on ≥ 6 / 8 views for 1 / 2 prompts (50 %)" in table
     assert "colour on ≥ 7 / 8 views for 1 / 1 prompts" in table and "Chamfer below the sphere's for 1 / 2" in table
+
+
+def write_coloured_sphere(folder: Path, rgb: tuple[int, int, int]) -> Path:
+    import trimesh
+    from PIL import Image
+
+    from ui3d.export.mesh import write_obj
+    from ui3d.export.uv import UVMesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.4)
+    vertices = torch.tensor(sphere.vertices, dtype=torch.float32)
+    mesh = UVMesh(vertices, torch.tensor(sphere.faces), torch.full((len(vertices), 2), 0.5),
+                  torch.arange(len(vertices)))
+    folder.mkdir()
+    Image.new("RGB", (4, 4), rgb).save(folder / "texture.png")
+    return write_obj(folder, mesh)[0]
+
+
+def test_the_mesh_picture_shows_each_mesh_in_its_tile(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    meshes = [("a red ball", write_coloured_sphere(tmp_path / "red", (255, 0, 0))),
+              ("a blue ball", write_coloured_sphere(tmp_path / "blue", (0, 0, 255))),
+              ("a red ball", write_coloured_sphere(tmp_path / "red2", (255, 0, 0)))]
+    out = tmp_path / "meshes.png"
+    prompt_suite.mesh_picture(meshes, out, views=2, size=32, columns=2)
+    sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert sheet.shape == (2 * (32 + 14), 2 * 64, 3)
+    centres = {(0, 0): "red", (0, 1): "blue", (1, 0): "red"}
+    for (row, col), colour in centres.items():
+        for view in range(2):
+            r, g, b = sheet[row * 46 + 16, col * 64 + view * 32 + 16]
+            assert (r > 2 * b) if colour == "red" else (b > 2 * r), (row, col, view, (r, g, b))
+    assert (sheet[46 + 16, 64 + 16] == 255).all()  # no fourth mesh: white
+    assert not list(tmp_path.glob("*.tmp"))

@@ -295,6 +295,36 @@ def mesh_table(results: dict[Run, dict]) -> str:
     return "\n".join(lines)
 
 
+def mesh_picture(meshes: list[tuple[str, Path]], out: Path, views: int = 2, size: int = 96, columns: int = 6
+                 ) -> None:
+    """A PNG of exported meshes (prompt, model.obj), `views` turntable views each (azimuth 0°, 360/views, …),
+    rendered as the export's turntable is, the prompt under each; `columns` meshes per row."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from ui3d.benchmarks.mesh_quality import load_exported
+    from ui3d.data.cameras import orbit_cameras
+    from ui3d.export.turntable import render_textured
+
+    cams = orbit_cameras(views, 15.0, 1.8, 55.0)  # the whole box (radius 0.7) in view
+    label, width = 14, size * views
+    rows = (len(meshes) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * width, rows * (size + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (prompt, obj) in enumerate(meshes):
+        mesh, texture = load_exported(Path(obj))
+        with torch.no_grad():
+            images = render_textured(mesh, texture, cams.c2w, cams.fovy, size)
+        tile = (torch.cat(list(images), dim=1).clamp(0, 1).numpy() * 255).astype(np.uint8)
+        x, y = (i % columns) * width, (i // columns) * (size + label)
+        sheet.paste(Image.fromarray(tile), (x, y))
+        draw.text((x + 3, y + size + 1), prompt, fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    sheet.save(tmp, format="PNG")
+    tmp.replace(out)
+
+
 def pairwise(values: list[torch.Tensor], distance) -> float:
     pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1:]]
     return statistics.mean(distance(a, b) for a, b in pairs) if pairs else float("nan")
@@ -389,7 +419,12 @@ def main(argv: list[str] | None = None) -> None:
         suite = {r: v for r, v in results.items() if r.seed == 0 and r.prompt in prompts}
         sections += ["## Stage 1 (NeRF) turntables", suite_tables(suite, configs, prompts)]
         meshes = mesh_table(suite)
-        sections += ["## Meshes of the headline config", meshes] if meshes else []
+        if meshes:
+            picture = args.out.with_name(f"{args.out.stem}_meshes.png")
+            mesh_picture([(r.prompt, Path(v["run"]) / "texture" / "save" / "export" / "model.obj")
+                          for r, v in suite.items() if r.all_stages], picture)
+            sections += ["## Meshes of the headline config", meshes,
+                         f"The exported meshes (after stage 3), two views each: ![meshes]({picture.name})"]
     if args.part in ("diversity", "all"):
         teacher = {p: done[f"teacher {p}"] for p in DIVERSITY_PROMPTS}
         sections += [f"## Diversity: {', '.join(repr(p) for p in DIVERSITY_PROMPTS)}, seeds "
