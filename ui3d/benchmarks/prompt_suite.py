@@ -416,7 +416,8 @@ def main(argv: list[str] | None = None) -> None:
     sections = [f"# Text-to-3D on the prompt suite\n\n`{command}`: {len(runs)} runs, {args.jobs} worker processes "
                 f"× 1 CPU thread" + (f", overrides `{' '.join(args.set)}`" if args.set else "") + "."]
     if args.part in ("suite", "all"):
-        suite = {r: v for r, v in results.items() if r.seed == 0 and r.prompt in prompts}
+        ours = [r for r in results if r.seed == 0 and r.prompt in prompts]
+        suite = {r: results[r] for r in sorted(ours, key=lambda r: prompts.index(r.prompt))}  # prompts' order
         sections += ["## Stage 1 (NeRF) turntables", suite_tables(suite, configs, prompts)]
         meshes = mesh_table(suite)
         if meshes:
