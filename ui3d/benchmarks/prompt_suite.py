@@ -1,6 +1,6 @@
 """Text-to-3D on a suite of prompts, configs side by side: does a setting hold on every prompt the teacher knows?
 
-    python -m ui3d.benchmarks.prompt_suite --quick     # the headline config, stage 1, 6 prompts (≈ 15 min)
+    python -m ui3d.benchmarks.prompt_suite --quick     # the headline config, stage 1, 6 prompts (≈ 20 min)
     python -m ui3d.benchmarks.prompt_suite             # every config × prompts/suite.txt, the headline config
                                                        # through all three stages, and the diversity part
     python -m ui3d.benchmarks.prompt_suite --part suite --configs uniinstruct-fkl.yaml prolificdreamer.yaml \\
