@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -412,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     done, seconds = run_tasks(tasks, args.jobs)
     wall = time.time() - start
     results = {runs[k]: v for k, v in done.items() if k in runs}
-    command = " ".join(["python -m ui3d.benchmarks.prompt_suite", *(sys.argv[1:] if argv is None else argv)])
+    command = "python -m ui3d.benchmarks.prompt_suite " + shlex.join(sys.argv[1:] if argv is None else argv)
     sections = [f"# Text-to-3D on the prompt suite\n\n`{command}`: {len(runs)} runs, {args.jobs} worker processes "
                 f"× 1 CPU thread" + (f", overrides `{' '.join(args.set)}`" if args.set else "") + "."]
     if args.part in ("suite", "all"):
