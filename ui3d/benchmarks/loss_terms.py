@@ -41,7 +41,7 @@ def load_stage1(run_dir: Path):
     block = stage_block(OmegaConf.load(run_dir / "config.yaml"), "nerf")
     cfg = parse_structured(TextTo3DSystem.Config, block.system)
     system = TextTo3DSystem(cfg, load_teacher(cfg.guidance["pretrained_model_name_or_path"]), run_dir / "unused")
-    checkpoint = torch.load(run_dir / "nerf" / "ckpts" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(run_dir / "nerf" / "ckpts" / "last.ckpt", map_location="cpu", weights_only=True)
     system.load_state_dict(checkpoint["state_dict"], strict=False)
     system.on_load_checkpoint(checkpoint)
     step = int(checkpoint["global_step"])

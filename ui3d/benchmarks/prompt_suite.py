@@ -113,15 +113,20 @@ def stage_seconds(run_dir: Path, stage: str) -> float:
     return float((run_dir / stage / "done").read_text().split(",")[1].split()[0])
 
 
-def score_turntable(run_dir: Path, prompt: str) -> dict:
-    """Classifier scores, collapse and coverage of a run's stage-1 turntable."""
+def turntable_frames(run_dir: Path) -> torch.Tensor:
+    """The stage-1 turntable's frames [N, H, W, 3] in [0, 1]."""
+    from ui3d.export.images import read_video
+
+    return read_video(next(iter(sorted((run_dir / "nerf" / "save").glob("turntable.*")))))
+
+
+def score_turntable(run_dir: Path, prompt: str, frames: torch.Tensor) -> dict:
+    """Classifier scores, collapse and coverage of a run's stage-1 turntable `frames`."""
     from omegaconf import OmegaConf
 
     from ui3d.benchmarks.score_run import score_frames
-    from ui3d.export.images import read_video
     from ui3d.metrics.stage1 import collapse, coverage
 
-    frames = read_video(next(iter(sorted((run_dir / "nerf" / "save").glob("turntable.*")))))
     cfg = OmegaConf.load(run_dir / "config.yaml")
     background = tuple(cfg.system.background.get("color", (1.0, 1.0, 1.0)))
     scores = score_frames(frames, prompt)
@@ -173,16 +178,15 @@ def nerf_points(run_dir: Path, n: int = 4000) -> torch.Tensor:
 def train_and_score(run: Run, root: Path, diversity: bool = False) -> dict:
     """The worker's task: train, then every score the run supports."""
     run_dir = train(run, root)
+    frames = turntable_frames(run_dir)
     result = {"run": str(run_dir), "seconds": {s: stage_seconds(run_dir, s) for s in STAGES
                                                if (run_dir / s / "done").is_file()},
-              "turntable": score_turntable(run_dir, run.prompt), "ratio": ratio_scores(run_dir)}
+              "turntable": score_turntable(run_dir, run.prompt, frames), "ratio": ratio_scores(run_dir)}
     if run.all_stages:
         result["meshes"] = mesh_scores(run_dir, run.prompt)
     if diversity:
         from ui3d.benchmarks.score_run import classifier_features
-        from ui3d.export.images import read_video
 
-        frames = read_video(next(iter(sorted((run_dir / "nerf" / "save").glob("turntable.*")))))
         result["points"] = nerf_points(run_dir).tolist()
         result["features"] = classifier_features(frames[::5]).tolist()
     return result

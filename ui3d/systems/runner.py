@@ -78,7 +78,7 @@ def previous_guidance_state(name: str, run_dir: Path) -> dict:
     if not ckpt.is_file():
         raise ConfigError(f"this stage takes its guidance from stage '{name}', which has no checkpoint {ckpt}: run "
                           f"it first (--stage {name}) or run all stages")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False).get("guidance_state")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True).get("guidance_state")
     if state is None:
         raise ConfigError(f"{ckpt} holds no guidance state (written before guidance states were saved by name); "
                           f"rerun stage '{name}' or remove guidance_from")
