@@ -1,5 +1,5 @@
 """Config checking against registered parts' Config dataclasses, stage merging, run directories."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from omegaconf import OmegaConf
@@ -19,6 +19,15 @@ class ToyGuidance:
         divergence: str = "fkl"
 
 
+@register("test-toy-system")
+class ToySystem:
+    @dataclass
+    class Config:
+        prompt_processor: dict = field(default_factory=dict)
+        guidance_type: str = ""
+        guidance: dict = field(default_factory=dict)
+
+
 def write(tmp_path, text):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -27,7 +36,7 @@ def write(tmp_path, text):
 
 BASE = """
 name: toy
-system_type: not-yet-a-system
+system_type: test-toy-system
 system:
   prompt_processor:
     prompt: a mug
@@ -42,9 +51,16 @@ stages:
 """
 
 
-def test_registered_part_blocks_are_checked_even_inside_unregistered_ones(tmp_path):
-    resolved = load_config(write(tmp_path, BASE))
-    assert resolved.unchecked == ["not-yet-a-system"]
+def test_an_unregistered_part_type_is_refused_with_the_closest_names(tmp_path):
+    with pytest.raises(ConfigError, match="unknown system_type 'test-toy-sistem' on the command line. Did you mean "
+                                          "'test-toy-system'"):
+        load_config(write(tmp_path, BASE), ["system_type=test-toy-sistem"])
+    with pytest.raises(ConfigError, match="(?s)unknown guidance_type 'sd' in .*c.yaml:7.*registered: .*uniinstruct"):
+        load_config(write(tmp_path, BASE.replace("guidance_type: test-toy-guidance", "guidance_type: sd")))
+
+
+def test_registered_part_blocks_are_checked_inside_registered_ones(tmp_path):
+    load_config(write(tmp_path, BASE))
     with pytest.raises(ConfigError, match="'system.guidance.guidance_scal'.*Did you mean 'guidance_scale'"):
         load_config(write(tmp_path, BASE), ["system.guidance.guidance_scal=3"])
     with pytest.raises(ConfigError, match="bad value for 'system.guidance.guidance_scale'"):

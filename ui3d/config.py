@@ -18,7 +18,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ui3d.registry import find, is_registered
+from ui3d.registry import find, is_registered, names as registered
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SHORTHANDS = {"prompt": "system.prompt_processor.prompt"}
@@ -108,10 +108,9 @@ class ExperimentConfig:
 
 @dataclass
 class Resolved:
-    """A checked config plus the names of parts it uses that are not registered (their blocks went unchecked)."""
+    """A checked config (every `<part>_type` names a registered part whose block was checked)."""
 
     cfg: DictConfig
-    unchecked: list[str]
 
 
 class _Locator:
@@ -159,43 +158,44 @@ def _unknown_key(key: str, where: str, valid: list[str], locate: _Locator) -> Co
     )
 
 
-def check_block(schema: type, block: dict, where: str, locate: _Locator) -> list[str]:
-    """Check `block` against dataclass `schema` (keys, then types); return notes on parts that are not registered."""
+def check_block(schema: type, block: dict, where: str, locate: _Locator) -> None:
+    """Check `block` against dataclass `schema` (keys, then types) and the parts it names."""
     types = _field_types(schema)
-    unchecked: list[str] = []
     for key, value in block.items():
         if key not in types:
             raise _unknown_key(key, where, list(types), locate)
         tp = _unwrap_optional(types[key])
         if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-            unchecked += check_block(tp, value, f"{where}.{key}" if where else key, locate)
+            check_block(tp, value, f"{where}.{key}" if where else key, locate)
     try:
         OmegaConf.merge(OmegaConf.structured(schema), block)
     except OmegaConfBaseException as err:
         key = f"{where}.{err.full_key}" if where else str(err.full_key)
         raise ConfigError(f"bad value for '{key}' {locate(key)}: {str(err.msg).splitlines()[0]}") from None
-    return unchecked + check_parts(block, where, locate, set(types))
+    check_parts(block, where, locate, set(types))
 
 
-def check_parts(block: dict, where: str, locate: _Locator, fields: set[str] = frozenset()) -> list[str]:
+def check_parts(block: dict, where: str, locate: _Locator, fields: set[str] = frozenset()) -> None:
     """Check every `<part>_type` + `<part>` pair inside `block` against the registered part's `Config`.
 
     `<x>_type` selects a part when a `<x>` block stands beside it or the schema (`fields`) declares one;
-    other `*_type` keys (`normal_type: analytic`) are plain values.
+    other `*_type` keys (`normal_type: analytic`) are plain values. A name that is not registered fails with the
+    closest registered ones.
     """
-    unchecked: list[str] = []
     for key, name in block.items():
         part = key[: -len("_type")]
         if not (key.endswith("_type") and isinstance(name, str) and name and (part in block or part in fields)):
             continue
         sub = block.get(part) or {}
         dotted = f"{where}.{part}" if where else part
-        if is_registered(name):
-            unchecked += check_block(find(name).Config, sub, dotted, locate)
-        else:
-            unchecked.append(name)
-            unchecked += check_parts(sub, dotted, locate) if isinstance(sub, dict) else []
-    return unchecked
+        if not is_registered(name):
+            key_dotted = f"{where}.{key}" if where else key
+            close = difflib.get_close_matches(name, registered(), n=2, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            stem = part.split(".")[-1].split("_")[0][:5]  # geometry -> ui3d.geometry.*, teacher -> *.teachers
+            kind = [n for n in registered() if f".{stem}" in find(n).__module__] or registered()
+            raise ConfigError(f"unknown {key} '{name}' {locate(key_dotted)}.{hint}\n  registered: {', '.join(kind)}")
+        check_block(find(name).Config, sub, dotted, locate)
 
 
 def config_path(name: str) -> Path:
@@ -214,6 +214,8 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override '{item}' is not key=value (e.g. prompt=\"a vase\" or trainer.max_steps=100)")
+        if key == "prompt" and not value.strip():
+            raise ConfigError('prompt= is empty: say what to make, e.g. prompt="a red vase"')
         parsed[SHORTHANDS.get(key, key)] = value
     return parsed
 
@@ -250,20 +252,40 @@ def load_config(name: str, overrides: list[str] = ()) -> Resolved:
     if not isinstance(container, dict):
         raise ConfigError(f"config {path} must be a mapping of keys to values")
     locate = _Locator(files, set(cli))
-    unchecked = check_block(ExperimentConfig, container, "", locate)
+    check_block(ExperimentConfig, container, "", locate)
     cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), container)
     for stage_name in container.get("stages") or {}:
-        unchecked += _check_stage(cfg, container["stages"][stage_name] or {}, stage_name, locate)
-    return Resolved(cfg, sorted(set(unchecked)))
+        _check_stage(cfg, container["stages"][stage_name] or {}, stage_name, locate)
+    check_ranges(cfg, locate)
+    return Resolved(cfg)
 
 
-def _check_stage(cfg: DictConfig, stage: dict, stage_name: str, locate: _Locator) -> list[str]:
+def _check_stage(cfg: DictConfig, stage: dict, stage_name: str, locate: _Locator) -> None:
     where = f"stages.{stage_name}"
-    unchecked = check_block(StageConfig, stage, where, locate)
+    check_block(StageConfig, stage, where, locate)
     check_block(TrainerConfig, stage.get("trainer") or {}, f"{where}.trainer", locate)
     effective = stage_block(cfg, stage_name)
     sub = OmegaConf.to_container(OmegaConf.masked_copy(effective, ["system_type", "system", "data_type", "data"]))
-    return unchecked + check_parts(sub, where, locate)
+    check_parts(sub, where, locate)
+
+
+SEED_MAX = 2**32 - 1
+"""Largest seed numpy (and so Lightning's `seed_everything`) accepts."""
+
+
+def check_ranges(cfg: DictConfig, locate: _Locator) -> None:
+    """Values a type check lets through but no run can use: a negative seed, zero or negative steps."""
+    if not 0 <= int(cfg.seed) <= SEED_MAX:
+        raise ConfigError(f"seed={cfg.seed} {locate('seed')} is out of range: give an integer from 0 to {SEED_MAX}")
+    if cfg.steps is not None and int(cfg.steps) < 1:
+        raise ConfigError(f"steps={cfg.steps} {locate('steps')}: a run needs at least 1 step (e.g. steps=100), "
+                          "or leave steps out for each stage's trainer.max_steps")
+    for name in stage_names(cfg):
+        block = stage_block(cfg, name).trainer
+        for key in ("max_steps", "checkpoint_every", "val_check_interval", "log_every_n_steps"):
+            if int(block[key]) < 1:
+                where = f"stages.{name}.trainer.{key}" if cfg.stages else f"trainer.{key}"
+                raise ConfigError(f"{where}={block[key]} {locate(where)} must be at least 1")
 
 
 def merge_parts(base: DictConfig, override: DictConfig | dict) -> DictConfig:

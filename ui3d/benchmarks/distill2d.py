@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import torch
 
+from ui3d import files
 from ui3d.benchmarks.common import Task, run_tasks, train_run
 
 DIVERGENCES = ("fkl", "rkl", "jkl", "chi2", "js")
@@ -185,7 +186,7 @@ def best_student(done: dict) -> str:
 
 def load_samples(run_dir: Path) -> torch.Tensor:
     """A digits run's evaluated samples (save/samples.pt, uint8) in [−1, 1]."""
-    return torch.load(run_dir / "main" / "save" / "samples.pt")["images"].float() / 127.5 - 1
+    return files.torch_load(run_dir / "main" / "save" / "samples.pt", "samples")["images"].float() / 127.5 - 1
 
 
 def digit_row(name: str, metrics: dict, seconds: str, nfe: str) -> str:

@@ -92,10 +92,11 @@ def camera_batch(cams: CameraBatch, lights: torch.Tensor, height: int, width: in
 
 
 class RandomCameraDataset(Dataset):
-    """Item i is the whole random batch of training step i (deterministic in seed and i)."""
+    """Item i is the whole random batch of training step `start + i` (deterministic in seed and step): a resumed
+    run starts at its checkpoint's step and sees the cameras an uninterrupted run would."""
 
-    def __init__(self, cfg: RandomCameraConfig, n_steps: int):
-        self.cfg, self.n_steps = cfg, n_steps
+    def __init__(self, cfg: RandomCameraConfig, n_steps: int, start: int = 0):
+        self.cfg, self.n_steps, self.start = cfg, n_steps, start
         self.camera_cfg = CameraConfig(
             elevation_range=tuple(cfg.elevation_range), azimuth_range=tuple(cfg.azimuth_range),
             camera_distance_range=tuple(cfg.camera_distance_range), fovy_range=tuple(cfg.fovy_range),
@@ -103,10 +104,10 @@ class RandomCameraDataset(Dataset):
         )
 
     def __len__(self) -> int:
-        return self.n_steps
+        return max(self.n_steps - self.start, 1)
 
     def __getitem__(self, index: int) -> dict:
-        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + index)
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.start + index)
         cams = sample_cameras(self.cfg.batch_size, self.camera_cfg, g)
         return camera_batch(cams, light_positions(cams, self.cfg, g), self.cfg.height, self.cfg.width)
 
@@ -139,7 +140,9 @@ class RandomCameraDataModule(L.LightningDataModule):
         self.cfg, self.n_steps = cfg, n_steps
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(RandomCameraDataset(self.cfg, self.n_steps), batch_size=None, shuffle=False)
+        # Lightning restores a checkpoint before it asks for the loader: a resumed fit continues at its step
+        start = self.trainer.global_step if self.trainer is not None else 0
+        return DataLoader(RandomCameraDataset(self.cfg, self.n_steps, start), batch_size=None, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(OrbitDataset(self.cfg, self.cfg.n_val_views), batch_size=None)

@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ui3d import register
+from ui3d import files, register
 from ui3d.diffusion.samplers import ddim
 from ui3d.diffusion.schedules import VPDiscrete
 from ui3d.distill import losses
@@ -104,8 +104,8 @@ class Teacher2D:
     def _real_pool(self):
         if getattr(self, "_pool", None) is None:
             cache = Path(DEFAULT_CACHE_DIR) / f"distill2d-{self.fingerprint()}.pt"
-            if cache.is_file():
-                self._pool = torch.load(cache, weights_only=True)
+            if (pool := files.load_cache(cache, "real-pool cache")) is not None:
+                self._pool = pool
                 return self._pool
             g = torch.Generator().manual_seed(self.cfg.seed)
             samples, labels = [], []
@@ -118,9 +118,7 @@ class Teacher2D:
                                         noise, self.schedule, self.cfg.real_steps))
                 labels.append(cond)
             self._pool = (torch.cat(samples), None if labels[0] is None else torch.cat(labels))
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(self._pool, cache.with_suffix(".tmp"))
-            cache.with_suffix(".tmp").replace(cache)
+            files.torch_save(self._pool, cache)
         return self._pool
 
     def to_images(self, x: Tensor) -> Tensor:

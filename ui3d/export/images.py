@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ui3d import files
+
 
 def to_uint8(image: Tensor) -> np.ndarray:
     """[H, W, C] in [0, 1] → uint8 RGB (grey channels repeated)."""
@@ -20,8 +22,8 @@ def to_uint8(image: Tensor) -> np.ndarray:
 def save_grid(path: Path, out: dict, keys: tuple[str, ...] = ("comp_rgb", "comp_normal_vis", "opacity")) -> None:
     """threestudio's validation image: rgb | normal | opacity side by side for the first view of a render."""
     panels = [to_uint8(out[k][0]) for k in keys if k in out]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, np.concatenate(panels, axis=1))
+    with files.atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.concatenate(panels, axis=1))
 
 
 def save_video(stem: Path, frames: list[Tensor], fps: int = 15) -> Path:
@@ -32,10 +34,12 @@ def save_video(stem: Path, frames: list[Tensor], fps: int = 15) -> Path:
         stack = np.pad(stack, ((0, 0), (0, stack.shape[1] % 2), (0, stack.shape[2] % 2), (0, 0)), mode="edge")
     try:
         path = stem.with_suffix(".mp4")
-        iio.imwrite(path, stack, fps=fps, codec="libx264", macro_block_size=1)
+        with files.atomic_path(path) as tmp:
+            iio.imwrite(tmp, stack, fps=fps, codec="libx264", macro_block_size=1)
     except Exception:  # no ffmpeg backend: a gif needs nothing but pillow
         path = stem.with_suffix(".gif")
-        iio.imwrite(path, stack, duration=1000 / fps, loop=0)
+        with files.atomic_path(path) as tmp:
+            iio.imwrite(tmp, stack, duration=1000 / fps, loop=0)
     return path
 
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor
 
+from ui3d import files
 from ui3d.export.isosurface import extract_mesh
 from ui3d.export.turntable import save_turntable
 from ui3d.export.uv import UVMesh, bake_texture, unwrap
@@ -76,22 +77,22 @@ def export_geometry(geometry, out_dir: Path, texture_size: int = 1024, resolutio
     """Write the textured mesh of `geometry` into `out_dir`; returns {"obj", "mtl", "texture", "glb", "ply",
     "turntable"} paths. `resolution`/`max_faces` apply to NeRF geometries only (marching cubes grid, budget)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     was_training = geometry.training
     geometry.eval()
     vertices, faces, albedo = geometry_mesh(geometry, resolution, max_faces)
     uv_mesh = unwrap(vertices, faces, resolution=texture_size)
     texture, _ = bake_texture(uv_mesh, albedo, texture_size)
     image = Image.fromarray((texture.numpy() * 255 + 0.5).astype(np.uint8))
-    paths = {"texture": out_dir / "texture.png"}
-    image.save(paths["texture"])
-    paths["obj"], paths["mtl"] = write_obj(out_dir, uv_mesh)
-    paths["glb"] = write_glb(out_dir / "model.glb", uv_mesh, image)
-    paths["ply"] = write_ply(out_dir / "model.ply", vertices, faces, albedo(vertices).cpu())
-    if turntable_views > 0:
-        paths["turntable"] = save_turntable(out_dir / "turntable", uv_mesh, texture, turntable_views, turntable_size)
+    with files.atomic_dir(out_dir) as tmp:  # the files are written together and replace an earlier export whole
+        paths = {"texture": tmp / "texture.png"}
+        image.save(paths["texture"])
+        paths["obj"], paths["mtl"] = write_obj(tmp, uv_mesh)
+        paths["glb"] = write_glb(tmp / "model.glb", uv_mesh, image)
+        paths["ply"] = write_ply(tmp / "model.ply", vertices, faces, albedo(vertices).cpu())
+        if turntable_views > 0:
+            paths["turntable"] = save_turntable(tmp / "turntable", uv_mesh, texture, turntable_views, turntable_size)
     geometry.train(was_training)
-    return paths
+    return {key: out_dir / path.name for key, path in paths.items()}
 
 
 def export_stage(experiment: DictConfig, stage_name: str, run_dir: Path, **options) -> dict[str, Path]:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ui3d import files
 from ui3d.diffusion.samplers import ddim
 from ui3d.guidance.base import view_bucket
 from ui3d.teachers.teacher import DiffusionTeacher
@@ -89,11 +90,11 @@ class RealPool:
 
     def _cached(self, prompt: str) -> Tensor:
         path = self.cache_path(prompt)
-        if path.is_file():
-            return torch.load(path, weights_only=True)["images"].float() / 255
+        cached = files.load_cache(path, "real-pool cache")
+        if isinstance(cached, dict) and "images" in cached:
+            return cached["images"].float() / 255
         images = self.generate(prompt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"prompt": prompt, "images": (images * 255).round().to(torch.uint8)}, path)
+        files.torch_save({"prompt": prompt, "images": (images * 255).round().to(torch.uint8)}, path)
         return (images * 255).round() / 255
 
     def _cfg_denoiser(self, cond: Tensor, uncond: Tensor):

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ui3d import register
+from ui3d import files, register
 from ui3d.data.cameras import DIRECTIONS, view_direction, view_prompt
 from ui3d.teachers.teacher import DiffusionTeacher
 
@@ -67,12 +67,11 @@ class PromptProcessor:
     def _embed(self, teacher: DiffusionTeacher, text: str) -> Tensor:
         key = hashlib.sha256(f"{teacher.fingerprint}\n{text}".encode()).hexdigest()[:24]
         path = Path(self.cfg.cache_dir) / f"{key}.pt"
-        if self.cfg.use_cache and path.is_file():
-            return torch.load(path, weights_only=True)
+        if self.cfg.use_cache and (emb := files.load_cache(path, "text-embedding cache")) is not None:
+            return emb
         emb = teacher.encode_text([text])[0].detach().cpu()
         if self.cfg.use_cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(emb, path)
+            files.torch_save(emb, path)
         return emb
 
     def __call__(self, elevation: Tensor, azimuth: Tensor) -> PromptEmbeds:

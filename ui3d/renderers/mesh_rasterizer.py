@@ -64,6 +64,8 @@ class MeshRasterizer(nn.Module):
     """Renders `geometry.mesh()` with its albedo field, shaded by `material`, over `background`."""
 
     inputs = ("c2w", "fovy", "light_positions", "height", "width")
+    losses = ("normal_consistency", "laplacian_smoothness")
+    """The `loss_<name>` regularisers this renderer returns (weighted by the system's `lambda_<name>`)."""
     """Batch keys `TextTo3DSystem.render` passes (cameras, not rays)."""
 
     @dataclass

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from ui3d import find, register
+from ui3d import files, find, register
 from ui3d.config import ConfigError, TrainerConfig, build, parse_structured
 from ui3d.distill import losses
 from ui3d.distill.objective import DistillObjective
@@ -175,7 +175,7 @@ class Distill2DSystem(L.LightningModule):
         if not self.cfg.warm_start or self.trainer.ckpt_path is not None:
             return
         ckpt = find_checkpoint(self.cfg.warm_start)
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        state = files.torch_load(ckpt, "warm_start checkpoint").get("state_dict", {})
         keep = {k: v for k, v in state.items() if k.split(".")[0] in ("generator", "ema", "fake", "discriminator")}
         missing, unexpected = self.load_state_dict(keep, strict=False)
         print(f"warm start from {ckpt}: {len(keep)} tensors loaded"
@@ -274,9 +274,8 @@ class Distill2DSystem(L.LightningModule):
             metrics["samples"] = evaluate.digit_metrics(x, labels, evaluate.mnist_reference(self.cfg.n_eval_samples))
             self.save_dir.mkdir(parents=True, exist_ok=True)  # kept for later metrics (Inception FID)
             uint8 = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # [N, 1, 16, 16]
-            torch.save({"images": uint8, "labels": torch.as_tensor(labels)}, self.save_dir / "samples.pt")
-        self.save_dir.mkdir(parents=True, exist_ok=True)
-        (self.save_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+            files.torch_save({"images": uint8, "labels": torch.as_tensor(labels)}, self.save_dir / "samples.pt")
+        files.write_text(self.save_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
 
     def on_train_end(self) -> None:
         """Write every rank's generator checksum to `save/ranks.json` (DDP ranks must hold the same weights)."""
@@ -298,6 +297,11 @@ class Distill2DSystem(L.LightningModule):
         system = parse_structured(cls.Config, stage.system)
         DistillObjective(parse_structured(DistillObjective.Config, system.loss))
         parse_structured(find(system.teacher_type).Config, system.teacher)
+        if system.warm_start:  # a file a user may be handed: refused before anything is written if it is unsafe
+            ckpt = find_checkpoint(system.warm_start)
+            if "state_dict" not in files.torch_load(ckpt, "warm_start checkpoint"):
+                raise ConfigError(f"warm_start {ckpt} is not a Lightning checkpoint (no state_dict): give a run's "
+                                  "ckpts/last.ckpt or its run directory")
 
     @classmethod
     def run(cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig) -> None:

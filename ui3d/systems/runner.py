@@ -1,22 +1,184 @@
-"""One stage of a run under Lightning: seed, build, fit with checkpoints (resumed when present), test, mark done."""
+"""One stage of a run under Lightning: seed, build, fit with checkpoints (resumed when present), test, mark done.
+
+Fault handling lives here. Checkpoints are written atomically and read with `weights_only=True`
+(`AtomicCheckpointIO`); a resume takes the newest readable checkpoint of the stage and says which unreadable one it
+skipped; a checkpoint written on an exception never replaces progress with an earlier state (`ProgressCheckpoint`);
+the random states travel in every checkpoint (`RandomStates`), so a resumed run draws what an uninterrupted one
+would; `metrics.csv` is appended to (`AppendingCSVLogger`). Ctrl-C and SIGTERM stop at a step boundary with a
+checkpoint and raise `KeyboardInterrupt` / `Terminated`, which launch.py turns into exit 130 / 143 and a resume hint.
+"""
 from __future__ import annotations
 
+import contextlib
+import csv
+import random
+import signal
+import sys
 import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+import numpy as np
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.trainer.states import TrainerStatus
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 import torch
 
+from ui3d import files
 from ui3d.config import ConfigError, TrainerConfig, build, parse_structured, stage_block
+
+CHECKPOINT_NAMES = ("interrupted.ckpt", "last.ckpt", "latest.ckpt")
+"""What a stage's `ckpts/` may hold: written on an exception / at the end and every `checkpoint_every` steps /
+every `checkpoint_every` steps by ModelCheckpoint."""
+
+
+class Terminated(Exception):
+    """SIGTERM reached a stage: its checkpoint is written, the stage is not done (launch.py exits 143)."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O with atomic writes (temporary file, fsync, rename: the previous checkpoint survives
+    until the new one is complete) and safe reads (`weights_only=True`, a clear error naming a bad file)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        files.torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return files.torch_load(path, "checkpoint")
+
+
+class ProgressCheckpoint(OnExceptionCheckpoint):
+    """`interrupted.ckpt` on Ctrl-C, SIGTERM or a crash, but only once training has gone past the step it started
+    from: a failure while loading or before the first step never writes an earlier state over real progress."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start_step: int | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start_step = trainer.global_step
+
+    def on_exception(self, trainer, *args, **kwargs) -> None:
+        if self.start_step is not None and trainer.global_step > self.start_step:
+            super().on_exception(trainer, *args, **kwargs)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state["numpy"] = {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                      "cached": float(cached), "kind": str(kind)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RandomStates(Callback):
+    """The global random states (torch, CUDA, numpy, Python) as training left them after each step, saved in every
+    checkpoint and put back before every step: whatever runs between steps (validation, checkpointing, a resume)
+    does not shift what training draws, so a resumed run continues the random stream of an uninterrupted one."""
+
+    def __init__(self):
+        self.state: dict | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.state is not None:
+            _set_rng_state(self.state)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.state = _rng_state()
+
+    def state_dict(self) -> dict:
+        return {"rng": self.state} if self.state is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.state = state_dict.get("rng")
+
+
+class GracefulStop(Callback):
+    """During a fit, the first Ctrl-C asks training to stop at the next step boundary (a second one stops at once):
+    the interrupt then leaves the state of a whole step, which `ProgressCheckpoint` saves."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("\nCtrl-C: stopping after this step (press again to stop now)", file=sys.stderr)
+
+        previous = signal.signal(signal.SIGINT, handler)
+        # Lightning adds its SIGTERM notifier to any handler already set; the default keeps SIGTERM to its notifier
+        previous_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
+
+    def _check(self, *args, **kwargs) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    on_train_batch_start = on_validation_batch_start = on_test_batch_start = _check
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing `metrics.csv`; this one keeps its rows and its header."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                self.metrics_keys = list(csv.DictReader(f).fieldnames or [])
+
+
+class AppendingCSVLogger(CSVLogger):
+    """`logs/metrics.csv`, appended to across resumes (`keep_until` drops rows a resumed step will log again)."""
+
+    @property
+    def experiment(self):
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    @staticmethod
+    def keep_until(metrics: Path, step: int) -> None:
+        """Drop the rows of steps ≥ `step` (logged after the checkpoint a run resumes from)."""
+        if not metrics.is_file():
+            return
+        with open(metrics, newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames or [], list(reader)
+        kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+        if len(kept) != len(rows):
+            with files.atomic_path(metrics) as tmp, open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(kept)
 
 
 def loggers(stage_dir: Path) -> list:
     """CSV always; TensorBoard too where it is installed."""
-    found = [CSVLogger(stage_dir, name="logs", version="")]
+    found = [AppendingCSVLogger(stage_dir, name="logs", version="")]
     try:
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -26,18 +188,19 @@ def loggers(stage_dir: Path) -> list:
     return found
 
 
-def make_trainer(cfg: TrainerConfig, stage_dir: Path) -> L.Trainer:
+def make_trainer(cfg: TrainerConfig, stage_dir: Path, extra_callbacks: tuple = ()) -> L.Trainer:
     ckpt_dir = stage_dir / "ckpts"
     callbacks = [
+        RandomStates(), *extra_callbacks,
         ModelCheckpoint(dirpath=ckpt_dir, filename="latest", every_n_train_steps=cfg.checkpoint_every, save_last=True),
-        # Ctrl-C or a crash keeps the current state (Lightning deletes this file again after a clean fit)
-        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
+        # Ctrl-C, SIGTERM or a crash keeps the current state (Lightning deletes this file again after a clean fit)
+        ProgressCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
     ]
     return L.Trainer(
         max_steps=cfg.max_steps, val_check_interval=cfg.val_check_interval, check_val_every_n_epoch=None,
         log_every_n_steps=cfg.log_every_n_steps, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks, logger=loggers(stage_dir),
-        default_root_dir=stage_dir, num_sanity_val_steps=0, enable_model_summary=False,
+        default_root_dir=stage_dir, num_sanity_val_steps=0, enable_model_summary=False, plugins=[AtomicCheckpointIO()],
     )
 
 
@@ -53,10 +216,36 @@ def teacher_name(system_cfg) -> str:
     return guidance
 
 
+def checkpoint_step(path: Path) -> int:
+    """The global step a checkpoint was written at (reads it safely: `UnreadableFile` when it is bad)."""
+    return int(files.torch_load(path, "checkpoint").get("global_step", 0))
+
+
 def resume_checkpoint(ckpt_dir: Path) -> str | None:
-    """The newest of `interrupted.ckpt` (written on Ctrl-C or a crash) and `last.ckpt`, if any."""
-    found = [p for p in (ckpt_dir / "interrupted.ckpt", ckpt_dir / "last.ckpt") if p.is_file()]
-    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+    """The stage checkpoint to resume: the readable one of `CHECKPOINT_NAMES` with the most steps (the newest on a
+    tie). An unreadable one is renamed `<name>.unreadable` with a message naming it and the one used instead; when
+    none is readable, `UnreadableFile` names them all. Temporary files of interrupted writes are removed."""
+    if ckpt_dir.is_dir():
+        files.remove_stale(ckpt_dir)
+    readable, bad = [], []
+    for path in (ckpt_dir / name for name in CHECKPOINT_NAMES):
+        if not path.is_file():
+            continue
+        try:
+            readable.append((checkpoint_step(path), path.stat().st_mtime, path))
+        except files.UnreadableFile as err:
+            bad.append((path, err))
+    if bad and not readable:
+        raise files.UnreadableFile(
+            f"no readable checkpoint to resume in {ckpt_dir}: {'; '.join(str(e) for _, e in bad)}. Delete "
+            f"{', '.join(p.name for p, _ in bad)} to start the stage again")
+    if not readable:
+        return None
+    step, _, best = max(readable)
+    for path, err in bad:
+        path.replace(path.with_name(path.name + ".unreadable"))
+        print(f"warning: {err}; kept as {path.name}.unreadable, resuming from {best} (step {step})", file=sys.stderr)
+    return str(best)
 
 
 def previous_geometry(experiment: DictConfig, name: str, run_dir: Path):
@@ -67,7 +256,7 @@ def previous_geometry(experiment: DictConfig, name: str, run_dir: Path):
                           f"(--stage {name}) or run all stages")
     block = stage_block(experiment, name).system
     geometry = build(block.geometry_type, block.geometry)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    state = files.torch_load(ckpt, "checkpoint")["state_dict"]
     geometry.load_state_dict({k[len("geometry."):]: v for k, v in state.items() if k.startswith("geometry.")})
     return geometry
 
@@ -78,7 +267,7 @@ def previous_guidance_state(name: str, run_dir: Path) -> dict:
     if not ckpt.is_file():
         raise ConfigError(f"this stage takes its guidance from stage '{name}', which has no checkpoint {ckpt}: run "
                           f"it first (--stage {name}) or run all stages")
-    state = torch.load(ckpt, map_location="cpu", weights_only=True).get("guidance_state")
+    state = files.torch_load(ckpt, "checkpoint").get("guidance_state")
     if state is None:
         raise ConfigError(f"{ckpt} holds no guidance state (written before guidance states were saved by name); "
                           f"rerun stage '{name}' or remove guidance_from")
@@ -86,17 +275,36 @@ def previous_guidance_state(name: str, run_dir: Path) -> dict:
 
 
 def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerConfig, datamodule=None) -> None:
-    """Fit `system` in `stage_dir` (resuming the newest checkpoint there), test it, write `done` (rank 0)."""
-    trainer = make_trainer(trainer_cfg, stage_dir)
+    """Fit `system` in `stage_dir` (resuming its newest readable checkpoint), test it, write `done` (rank 0).
+    Ctrl-C raises `KeyboardInterrupt`, SIGTERM `Terminated`, both after a checkpoint and before `done`."""
+    stop = GracefulStop()
+    trainer = make_trainer(trainer_cfg, stage_dir, (stop,))
     last = stage_dir / "ckpts" / "last.ckpt"
-    start = time.time()
-    trainer.fit(system, datamodule=datamodule, ckpt_path=resume_checkpoint(stage_dir / "ckpts"))
-    if trainer.interrupted:
-        raise KeyboardInterrupt(f"interrupted; rerun with resume={stage_dir.parent} to continue from {last}")
-    trainer.save_checkpoint(last)
-    trainer.test(system, datamodule=datamodule, verbose=False)
+    resume = resume_checkpoint(stage_dir / "ckpts")
     if trainer.is_global_zero:
-        (stage_dir / "done").write_text(f"{trainer.global_step} steps, {time.time() - start:.1f} s\n")
+        AppendingCSVLogger.keep_until(stage_dir / "logs" / "metrics.csv", checkpoint_step(Path(resume)) if resume else 0)
+    hint = f"rerun with resume={stage_dir.parent} to continue from {stage_dir / 'ckpts'}"
+    start = time.time()
+    try:
+        with stop.installed():
+            trainer.fit(system, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SIGTERMException:
+        raise Terminated(f"terminated; {hint}") from None
+    except SystemExit:  # Lightning turns a KeyboardInterrupt into sys.exit(1) after its checkpoint callbacks ran
+        if trainer.state.status == TrainerStatus.INTERRUPTED:
+            raise KeyboardInterrupt(f"interrupted; {hint}") from None
+        raise
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"interrupted; {hint}")
+    trainer.save_checkpoint(last)
+    if trainer.received_sigterm:
+        raise Terminated(f"terminated; {hint}")
+    with stop.installed():
+        trainer.test(system, datamodule=datamodule, verbose=False)
+    if stop.requested:
+        raise KeyboardInterrupt(f"interrupted; {hint}")
+    if trainer.is_global_zero:
+        files.write_text(stage_dir / "done", f"{trainer.global_step} steps, {time.time() - start:.1f} s\n")
 
 
 def stage_done(stage_dir: Path) -> bool:

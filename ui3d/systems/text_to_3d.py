@@ -7,6 +7,7 @@ the same run directory resumes from `ckpts/last.ckpt`), renders validation grids
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,17 +15,19 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from ui3d import register
-from ui3d.config import build, parse_structured
+from ui3d import find, register
+from ui3d.config import ConfigError, build, parse_structured
 from ui3d.renderers import regularizers
 from ui3d.schedule import scheduled
 from ui3d.export.images import save_grid, save_video
-from ui3d.systems.runner import train_stage
+from ui3d.systems.runner import teacher_name, train_stage
 from ui3d.teachers.loader import load_teacher, load_tokenizer
 from ui3d.teachers.teacher import check_prompts
 
 GUIDANCE_LOSSES = ("sds", "vsd", "uniinstruct", "lora", "disc")
 """Guidance losses weighted 1 unless the config's `loss:` block gives a `lambda_<name>`."""
+REGULARISERS = ("sparsity", "opaque", "orient")
+"""Regularisers of every render, weighted 0 unless the `loss:` block gives a `lambda_<name>`."""
 
 
 def _scalar(value) -> float:
@@ -176,13 +179,29 @@ class TextTo3DSystem(L.LightningModule):
 
             export_geometry(self.geometry, self.save_dir / "export", **self.cfg.export)
 
+    @staticmethod
+    def loss_names(cfg: TextTo3DConfig) -> list[str]:
+        """The `<name>`s a `loss.lambda_<name>` may weigh: guidance losses, regularisers, the renderer's own."""
+        return [*GUIDANCE_LOSSES, *REGULARISERS, *getattr(find(cfg.renderer_type), "losses", ()),
+                *getattr(find(cfg.geometry_type), "losses", ())]
+
     @classmethod
     def check(cls, stage: DictConfig) -> None:
-        """Cheap checks before the run directory is made: the prompt's words (the tokenizer alone is loaded)."""
+        """Cheap checks before the run directory is made: a prompt, one teacher for guidance and prompts, a sound
+        teacher folder, the prompt's words (the tokenizer alone is loaded), loss weights that weigh a loss."""
         system = parse_structured(cls.Config, stage.system)
         pp = system.prompt_processor
-        name = pp.get("pretrained_model_name_or_path", "embedded")
+        if not str(pp.get("prompt") or "").strip():
+            raise ConfigError('the prompt is empty: say what to make, e.g. prompt="a red vase"')
+        name = teacher_name(system)
         check_prompts(load_tokenizer(name), [pp.get("prompt", ""), pp.get("negative_prompt", "")], name)
+        known = cls.loss_names(system)
+        for key in system.loss:
+            if not (key.startswith("lambda_") and key[len("lambda_"):] in known):
+                close = difflib.get_close_matches(key, [f"lambda_{n}" for n in known], n=1, cutoff=0.5)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(f"'system.loss.{key}' weighs no loss of this system.{hint} Its losses: "
+                                  f"{', '.join('lambda_' + n for n in known)}")
 
     @classmethod
     def run(cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig) -> None:

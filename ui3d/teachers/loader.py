@@ -52,18 +52,51 @@ def _component_class(library: str, class_name: str):
     return getattr(importlib.import_module(library), class_name)
 
 
+WEIGHTED = ("unet", "text_encoder", "vae")
+"""Components with weights: loaded from safetensors only (a pickled `.bin` could run code when loaded)."""
+
+
+def read_model_index(path: Path, needed: tuple[str, ...] = ("unet", "scheduler", "text_encoder", "tokenizer")) -> dict:
+    """`model_index.json` of a teacher folder, checked: valid JSON, the `needed` components named, each with its
+    subfolder and config, weighted ones with a `.safetensors` file. Any fault raises `TeacherNotFound` naming it."""
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise TeacherNotFound(f"{path} has no model_index.json: not a diffusers model folder (give the folder that "
+                              "holds model_index.json, unet/, text_encoder/, tokenizer/, scheduler/)")
+    try:
+        index = json.loads(index_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TeacherNotFound(f"{index_file} is not valid JSON ({err}): restore it from the model's download") from None
+    if not isinstance(index, dict):
+        raise TeacherNotFound(f"{index_file} is not a JSON object of components: restore it from the model's download")
+    vae = index.get("vae")
+    for name in needed + (("vae",) if isinstance(vae, list) and vae and vae[0] else ()):
+        spec = index.get(name)
+        if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(x, str) for x in spec)):
+            raise TeacherNotFound(f"{index_file} names no '{name}' component ([library, class]); not a text-to-image "
+                                  "folder, or a damaged one: restore it from the model's download")
+        sub = path / name
+        if not sub.is_dir() or not any(sub.glob("*.json")):
+            raise TeacherNotFound(f"{path} lacks the subfolder {name}/ with its config that model_index.json names: "
+                                  "copy the whole model folder")
+        if name in WEIGHTED and not any(sub.glob("*.safetensors")):
+            raise TeacherNotFound(f"{sub} has no .safetensors weights (pickled .bin files are not loaded: they can run "
+                                  "code); convert them with diffusers' save_pretrained(safe_serialization=True)")
+    return index
+
+
 def load_teacher(name_or_path: str = "embedded", device: str | torch.device = "cpu", dtype=torch.float32,
                  with_vae: bool = True) -> DiffusionTeacher:
     """Load a text-conditioned diffusion teacher (eval mode, no gradients on its parameters)."""
     path = resolve_model_path(name_or_path)
-    index = json.loads((path / "model_index.json").read_text())
+    index = read_model_index(path)
     parts = {}
     for name in COMPONENTS:
         spec = index.get(name)
         if not spec or spec[0] is None or (name == "vae" and not with_vae):
             continue
         cls = _component_class(*spec)
-        kwargs = {"torch_dtype": dtype} if name in ("unet", "text_encoder", "vae") else {}
+        kwargs = {"torch_dtype": dtype, "use_safetensors": True} if name in WEIGHTED else {}
         parts[name] = cls.from_pretrained(path, subfolder=name, **kwargs)
     missing = [n for n in ("unet", "scheduler", "text_encoder", "tokenizer") if n not in parts]
     if missing:
@@ -93,5 +126,5 @@ def load_digits_teacher(path: str | Path | None = None,
 def load_tokenizer(name_or_path: str = "embedded"):
     """Only the tokenizer (cheap): enough to check prompts before a run starts."""
     path = resolve_model_path(name_or_path)
-    library, class_name = json.loads((path / "model_index.json").read_text())["tokenizer"]
+    library, class_name = read_model_index(path)["tokenizer"]
     return _component_class(library, class_name).from_pretrained(path, subfolder="tokenizer")

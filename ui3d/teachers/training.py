@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 
-import torch
+from ui3d import files
 
 
 def run(trainer, args) -> None:
     ckpt = args.work_dir / "last.ckpt"
     if ckpt.is_file():
-        trainer.load(torch.load(ckpt, weights_only=True))
+        trainer.load(files.torch_load(ckpt, "teacher training checkpoint"))
         print(f"resumed from {ckpt} at step {trainer.step}")
     args.work_dir.mkdir(parents=True, exist_ok=True)
     running, start = [], time.time() - trainer.elapsed
@@ -29,7 +29,6 @@ def run(trainer, args) -> None:
                   f"{trainer.elapsed:.0f}s eta {eta:.0f}s", flush=True)
             running = []
         if trainer.step % args.checkpoint_every == 0 or trainer.step == args.steps:
-            torch.save(trainer.state(), ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)
+            files.torch_save(trainer.state(), ckpt)
     trainer.export(args.out)
     print(f"wrote {args.out} ({trainer.elapsed:.0f} s of training)")
