@@ -27,6 +27,9 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+DAMAGED = "truncated, corrupt or not a torch file"
+
+
 class UnreadableFile(ConfigError):
     """A file that cannot be loaded safely: corrupt, truncated, not a torch file, or asking to run code."""
 
@@ -95,11 +98,11 @@ def torch_load(path: str | os.PathLike, what: str = "file", map_location: Any = 
         if unsafe:
             reason = f"it asks to import and call Python code ({unsafe.rstrip('.')[:160]}); refused"
         else:
-            reason = f"not a torch file, or corrupt ({next((s for s in lines if 'Unsupported' in s), lines[0])[:120]})"
+            reason = f"{DAMAGED} ({next((s for s in lines if 'Unsupported' in s), lines[0])[:120]})"
         raise UnreadableFile(f"{what} {path} cannot be loaded: {reason}") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError, AttributeError) as err:
         message = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UnreadableFile(f"{what} {path} cannot be loaded: truncated or corrupt ({message[:120]})") from None
+        raise UnreadableFile(f"{what} {path} cannot be loaded: {DAMAGED} ({message[:120]})") from None
 
 
 def load_cache(path: str | os.PathLike, what: str = "cache file") -> Any | None:

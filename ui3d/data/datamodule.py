@@ -92,8 +92,10 @@ def camera_batch(cams: CameraBatch, lights: torch.Tensor, height: int, width: in
 
 
 class RandomCameraDataset(Dataset):
-    """Item i is the whole random batch of training step `start + i` (deterministic in seed and step): a resumed
-    run starts at its checkpoint's step and sees the cameras an uninterrupted run would."""
+    """Item i is the whole random batch of training step `start + i` (deterministic in seed and step). A resumed
+    run starts at its checkpoint's step and sees the cameras an uninterrupted run would: Lightning restarts a
+    loader from its first item but counts the epoch's batches on from the checkpoint, so the length stays
+    `n_steps` and the items are shifted instead."""
 
     def __init__(self, cfg: RandomCameraConfig, n_steps: int, start: int = 0):
         self.cfg, self.n_steps, self.start = cfg, n_steps, start
@@ -104,7 +106,7 @@ class RandomCameraDataset(Dataset):
         )
 
     def __len__(self) -> int:
-        return max(self.n_steps - self.start, 1)
+        return self.n_steps
 
     def __getitem__(self, index: int) -> dict:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.start + index)

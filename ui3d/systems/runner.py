@@ -110,33 +110,54 @@ class RandomStates(Callback):
         self.state = state_dict.get("rng")
 
 
+class FinalCheckpoint(Callback):
+    """`last.ckpt` right after the last training step, with the loops' state of a step boundary (as every periodic
+    checkpoint has): a run resumed with more steps continues exactly as a longer run would, logged steps included."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            trainer.save_checkpoint(self.path)
+
+
 class GracefulStop(Callback):
-    """During a fit, the first Ctrl-C asks training to stop at the next step boundary (a second one stops at once):
-    the interrupt then leaves the state of a whole step, which `ProgressCheckpoint` saves."""
+    """During a fit, Ctrl-C or SIGTERM asks training to stop at the next step boundary (a second signal stops at
+    once): the interrupt then leaves the state of a whole step, which `ProgressCheckpoint` saves, and a resumed run
+    continues exactly (Lightning's own SIGTERM handling stops after the step's bookkeeping, which a resume counts
+    twice)."""
+
+    MESSAGES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self):
-        self.requested = False
+        self.requested: int | None = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested is not None:
+            self._raise(signum)
+        self.requested = signum
+        print(f"\n{self.MESSAGES[signum]}: stopping after this step (again to stop now)", file=sys.stderr)
+
+    @staticmethod
+    def _raise(signum: int) -> None:
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated("terminated")
 
     @contextlib.contextmanager
     def installed(self):
-        def handler(signum, frame):
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
-            print("\nCtrl-C: stopping after this step (press again to stop now)", file=sys.stderr)
-
-        previous = signal.signal(signal.SIGINT, handler)
-        # Lightning adds its SIGTERM notifier to any handler already set; the default keeps SIGTERM to its notifier
-        previous_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        previous = {s: signal.signal(s, self._handler) for s in self.MESSAGES}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
-            signal.signal(signal.SIGTERM, previous_term)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        signal.signal(signal.SIGTERM, self._handler)  # over the handler Lightning registered when the fit began
 
     def _check(self, *args, **kwargs) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        if self.requested is not None:
+            self._raise(self.requested)
 
     on_train_batch_start = on_validation_batch_start = on_test_batch_start = _check
 
@@ -191,7 +212,7 @@ def loggers(stage_dir: Path) -> list:
 def make_trainer(cfg: TrainerConfig, stage_dir: Path, extra_callbacks: tuple = ()) -> L.Trainer:
     ckpt_dir = stage_dir / "ckpts"
     callbacks = [
-        RandomStates(), *extra_callbacks,
+        RandomStates(), FinalCheckpoint(ckpt_dir / "last.ckpt"), *extra_callbacks,
         ModelCheckpoint(dirpath=ckpt_dir, filename="latest", every_n_train_steps=cfg.checkpoint_every, save_last=True),
         # Ctrl-C, SIGTERM or a crash keeps the current state (Lightning deletes this file again after a clean fit)
         ProgressCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
@@ -204,10 +225,21 @@ def make_trainer(cfg: TrainerConfig, stage_dir: Path, extra_callbacks: tuple = (
     )
 
 
+def _same_folder(a: str, b: str) -> bool:
+    from ui3d.teachers.loader import TeacherNotFound, resolve_model_path
+
+    try:
+        return resolve_model_path(a).resolve() == resolve_model_path(b).resolve()
+    except TeacherNotFound:
+        return False
+
+
 def teacher_name(system_cfg) -> str:
     """The one teacher of a system: guidance and prompt processor must agree on it."""
     guidance = system_cfg.guidance.get("pretrained_model_name_or_path", "embedded")
     prompts = system_cfg.prompt_processor.get("pretrained_model_name_or_path", "embedded")
+    if guidance != prompts and _same_folder(guidance, prompts):
+        return guidance
     if guidance != prompts:
         raise ConfigError(
             f"guidance uses teacher '{guidance}' but prompt_processor uses '{prompts}': set both "
@@ -288,7 +320,7 @@ def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerCo
     try:
         with stop.installed():
             trainer.fit(system, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-    except SIGTERMException:
+    except SIGTERMException:  # Lightning's own handler (a SIGTERM before our callback took over)
         raise Terminated(f"terminated; {hint}") from None
     except SystemExit:  # Lightning turns a KeyboardInterrupt into sys.exit(1) after its checkpoint callbacks ran
         if trainer.state.status == TrainerStatus.INTERRUPTED:
@@ -296,13 +328,14 @@ def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerCo
         raise
     if trainer.interrupted:
         raise KeyboardInterrupt(f"interrupted; {hint}")
-    trainer.save_checkpoint(last)
+    if not last.is_file() or checkpoint_step(last) != trainer.global_step:  # nothing was left to train
+        trainer.save_checkpoint(last)
     if trainer.received_sigterm:
         raise Terminated(f"terminated; {hint}")
     with stop.installed():
-        trainer.test(system, datamodule=datamodule, verbose=False)
-    if stop.requested:
-        raise KeyboardInterrupt(f"interrupted; {hint}")
+        trainer.test(system, datamodule=datamodule, verbose=False, weights_only=True)
+    if stop.requested is not None:
+        stop._raise(stop.requested)
     if trainer.is_global_zero:
         files.write_text(stage_dir / "done", f"{trainer.global_step} steps, {time.time() - start:.1f} s\n")
 
