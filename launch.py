@@ -67,7 +67,7 @@ def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
         planned = stage_block(cfg, stage).trainer.max_steps
         print(f"warning: stage '{stage}' has not finished: exporting its checkpoint at step {step} of {planned}",
               file=sys.stderr)
-    paths = export_stage(cfg, stage, run_dir)
+    paths = export_stage(cfg, stage, run_dir, **dict(stage_block(cfg, stage).system.get("export") or {}))
     print("\n".join(f"{key}: {path}" for key, path in paths.items()))
     return 0
 

@@ -269,6 +269,22 @@ def test_resume_with_more_steps_is_recorded_and_appends_the_metrics(finished_run
     assert [r["train/loss"] for r in after[:2]] == [r["train/loss"] for r in rows]
 
 
+def test_progress_checkpoint_never_writes_before_training_went_past_its_start():
+    from types import SimpleNamespace
+
+    from ui3d.systems.runner import ProgressCheckpoint
+
+    saved = []
+    trainer = SimpleNamespace(global_step=20, save_checkpoint=saved.append)
+    callback = ProgressCheckpoint(dirpath="ckpts", filename="interrupted")
+    callback.on_exception(trainer, None, RuntimeError("restore failed"))  # before on_train_start: a load failed
+    callback.on_train_start(trainer, None)
+    callback.on_exception(trainer, None, RuntimeError("crash at the step it resumed from"))
+    trainer.global_step = 21
+    callback.on_exception(trainer, None, KeyboardInterrupt())
+    assert saved == [os.path.join("ckpts", "interrupted.ckpt")]
+
+
 def test_export_of_an_unfinished_stage_says_which_step(finished_run, tmp_path, capsys):
     run = copy_run(finished_run, tmp_path)
     (run / "nerf" / "done").unlink()
