@@ -125,8 +125,9 @@ class FinalCheckpoint(Callback):
 class GracefulStop(Callback):
     """During a fit, Ctrl-C or SIGTERM asks training to stop at the next step boundary (a second signal stops at
     once): the interrupt then leaves the state of a whole step, which `ProgressCheckpoint` saves, and a resumed run
-    continues exactly (Lightning's own SIGTERM handling stops after the step's bookkeeping, which a resume counts
-    twice)."""
+    continues exactly. Lightning adds its SIGTERM notifier to this handler when a fit starts; whichever stops
+    first (its `SIGTERMException` at the end of a step, or this callback before the next one or inside
+    validation) leaves a consistent checkpoint."""
 
     MESSAGES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
@@ -152,14 +153,24 @@ class GracefulStop(Callback):
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        signal.signal(signal.SIGTERM, self._handler)  # over the handler Lightning registered when the fit began
-
     def _check(self, *args, **kwargs) -> None:
         if self.requested is not None:
             self._raise(self.requested)
 
-    on_train_batch_start = on_validation_batch_start = on_test_batch_start = _check
+    on_validation_batch_start = on_test_batch_start = _check
+
+    def on_train_batch_start(self, *args, **kwargs) -> None:
+        self.between_steps = True
+        self._check()
+        self.between_steps = False
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # Lightning adds 1 to the logging step of a checkpoint it restarts from, as its own checkpoints are written
+        # before that step count moves on; one written between steps is past it already
+        if getattr(self, "between_steps", False):
+            loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+            if "_batches_that_stepped" in loop:
+                loop["_batches_that_stepped"] -= 1
 
 
 class _AppendingWriter(ExperimentWriter):
