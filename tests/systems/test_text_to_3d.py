@@ -106,14 +106,14 @@ def test_a_stage_can_start_its_guidance_from_an_earlier_stage(teacher, tmp_path,
     monkeypatch.setattr(runner, "fit_stage", lambda system, *args, **kw: built.append(system))
     run_dir = tmp_path / "run"
     with pytest.raises(ConfigError, match="stage 'earlier', which has no checkpoint"):
-        runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name: teacher)
+        runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name, **kw: teacher)
     (run_dir / "earlier" / "ckpts").mkdir(parents=True)
     torch.save({"state_dict": {}}, run_dir / "earlier" / "ckpts" / "last.ckpt")
     with pytest.raises(ConfigError, match="holds no guidance state"):
-        runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name: teacher)
+        runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name, **kw: teacher)
     checkpoint = {}
     earlier.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, run_dir / "earlier" / "ckpts" / "last.ckpt")
-    runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name: teacher)
+    runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name, **kw: teacher)
     for key, value in earlier.guidance.state_dict().items():
         torch.testing.assert_close(built[-1].guidance.state_dict()[key], value, msg=key)

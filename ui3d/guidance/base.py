@@ -91,6 +91,10 @@ class BaseGuidance:
         """Per-time weight: sds | uniform | fantasia3d | normalized | exact | paper (`distill.objective`)."""
         grad_clip: Optional[Any] = None
         """Clamp the generator's gradient on x_0 elementwise (threestudio's `grad_clip`), float or schedule."""
+        half_precision_weights: Any = False
+        """Load the teacher's weights in fp16 (threestudio's key): `true`, `false`, or `auto` (fp16 when training
+        on CUDA). The fake score's LoRA, the camera embedding, the discriminator head, the ratio and the losses stay
+        in fp32."""
 
     def __init__(self, cfg: BaseGuidance.Config, teacher: DiffusionTeacher):
         self.cfg = as_config(type(self).Config, cfg)
@@ -119,6 +123,17 @@ class BaseGuidance:
     def trainable_parameters(self) -> list[dict]:
         """Optimizer parameter groups of the guidance's own networks (none for SDS)."""
         return []
+
+    def modules(self) -> list[torch.nn.Module]:
+        """Every network the guidance runs: the frozen teacher (with the fake score's adapters) and its own."""
+        return [self.teacher]
+
+    def apply(self, fn) -> None:
+        """Apply a `Module._apply` conversion (device, dtype) to every network of the guidance: the system calls
+        it when Lightning moves the system, so the teacher and the fake score follow the trainer's device and
+        precision while staying out of the system's state dict."""
+        for module in self.modules():
+            module._apply(fn)
 
     def state_dict(self) -> dict[str, Tensor]:
         """The guidance's trainable tensors, for checkpoints (the teacher is reloaded from its folder)."""

@@ -53,7 +53,7 @@ class DiscriminatorHead(nn.Module):
         nn.init.zeros_(self.net[2].bias)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.net(features.float()).mean(dim=(1, 2, 3))
+        return self.net(features.to(self.net[0].weight.dtype)).mean(dim=(1, 2, 3))  # fp32 on an fp16 teacher
 
 
 class ChannelMean(nn.Module):

@@ -34,7 +34,7 @@ class CameraEmbedding(nn.Module):
         nn.init.zeros_(self.net[2].bias)
 
     def forward(self, camera: Tensor) -> Tensor:
-        return self.net(camera.float())
+        return self.net(camera.to(self.net[0].weight.dtype))  # the UNet casts the output to its own dtype
 
 
 class FakeScore:
@@ -50,6 +50,8 @@ class FakeScore:
         unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS), adapter_name=ADAPTER)
         self.teacher, self.unet, self.camera_dropout = teacher, unet, camera_dropout
         self.lora = {n: p for n, p in unet.named_parameters() if "lora_" in n and ADAPTER in n}
+        for p in self.lora.values():  # trained in fp32 on a half-precision teacher (peft casts around them)
+            p.data = p.data.float() if p.dtype in (torch.float16, torch.bfloat16) else p.data
         self.camera = CameraEmbedding(unet.time_embedding.linear_2.out_features).to(teacher.device)
         self._teacher_mode()
 
@@ -76,7 +78,7 @@ class FakeScore:
 
     def camera_condition(self, c2w: Tensor, dropout: float = 0.0) -> Tensor:
         """Flattened c2w [B, 16]; with probability `dropout` per sample the camera is zeros (unconditional)."""
-        camera = c2w.reshape(c2w.shape[0], -1).to(self.teacher.device, torch.float32)
+        camera = c2w.reshape(c2w.shape[0], -1).to(self.teacher.device)
         if dropout > 0:
             keep = torch.rand(camera.shape[0], 1, device=camera.device) >= dropout
             camera = camera * keep
@@ -120,6 +122,9 @@ class FakeScoreGuidance(BaseGuidance):
 
     def trainable_parameters(self) -> list[dict]:
         return [{"params": self.fake.parameters(), "lr": self.cfg.lora_lr}]
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [*super().modules(), self.fake.camera]
 
     def state_dict(self) -> dict[str, Tensor]:
         state = {f"lora.{n}": p.detach() for n, p in self.fake.lora.items()}

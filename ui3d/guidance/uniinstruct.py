@@ -102,6 +102,9 @@ class UniInstructGuidance(FakeScoreGuidance):
         warm = self.warm_objective is not None and self.global_step < self.cfg.rkl_warm_start_steps
         return self.warm_objective if warm else self.objective
 
+    def modules(self) -> list[torch.nn.Module]:
+        return [*super().modules(), self.head]
+
     def trainable_parameters(self) -> list[dict]:
         head = list(self.head.parameters())
         return super().trainable_parameters() + ([{"params": head, "lr": self.cfg.disc_lr}] if head else [])

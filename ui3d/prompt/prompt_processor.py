@@ -65,7 +65,8 @@ class PromptProcessor:
         return view_prompt(self.cfg.prompt, direction) if self.cfg.view_dependent_prompting else self.cfg.prompt
 
     def _embed(self, teacher: DiffusionTeacher, text: str) -> Tensor:
-        key = hashlib.sha256(f"{teacher.fingerprint}\n{text}".encode()).hexdigest()[:24]
+        dtype = next(teacher.text_encoder.parameters()).dtype  # fp16 embeddings are not an fp32 run's
+        key = hashlib.sha256(f"{teacher.fingerprint}\n{dtype}\n{text}".encode()).hexdigest()[:24]
         path = Path(self.cfg.cache_dir) / f"{key}.pt"
         if self.cfg.use_cache and (emb := files.load_cache(path, "text-embedding cache")) is not None:
             return emb
@@ -82,3 +83,8 @@ class PromptProcessor:
         cond = torch.stack([self.by_direction[d] for d in directions])
         uncond = self.uncond.expand(len(directions), *self.uncond.shape)
         return PromptEmbeds(cond, uncond, [self.text_for(d) for d in directions], directions)
+
+    def apply(self, fn) -> None:
+        """A `Module._apply` conversion (device, dtype) on the cached embeddings: they follow the system."""
+        self.by_direction = {d: fn(e) for d, e in self.by_direction.items()}
+        self.uncond = fn(self.uncond)

@@ -359,6 +359,24 @@ def stage_done(stage_dir: Path) -> bool:
     return False
 
 
+def teacher_dtype(half_precision_weights, trainer_cfg: TrainerConfig) -> torch.dtype:
+    """The dtype the teacher's weights load in: fp32, or fp16 for `half_precision_weights` (`auto`: when the
+    trainer runs on CUDA); bf16 where this machine cannot run fp16."""
+    setting = str(half_precision_weights).lower()
+    if setting not in ("true", "false", "auto"):
+        raise ConfigError(f"half_precision_weights must be true, false or auto, not '{half_precision_weights}'")
+    on_cuda = torch.cuda.is_available() and trainer_cfg.accelerator in ("auto", "gpu", "cuda")
+    if setting == "false" or (setting == "auto" and not on_cuda):
+        return torch.float32
+    if on_cuda:
+        return torch.float16
+    try:  # CPU: fp16 convolutions where this torch build has them
+        torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3, dtype=torch.float16), torch.ones(1, 1, 1, 1, dtype=torch.float16))
+        return torch.float16
+    except RuntimeError:
+        return torch.bfloat16
+
+
 def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher) -> None:
     """Fit one stage in `stage_dir` (resuming `ckpts/last.ckpt`), render its test turntable, write `done`."""
     stage_dir = Path(stage_dir)
@@ -367,7 +385,8 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     L.seed_everything(int(experiment.seed), workers=True, verbose=False)
     trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
     system_cfg = parse_structured(system_cls.Config, stage.system)
-    system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg)), stage_dir / "save")
+    dtype = teacher_dtype(system_cfg.guidance.get("half_precision_weights", False), trainer_cfg)
+    system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg), dtype=dtype), stage_dir / "save")
     fresh = resume_checkpoint(stage_dir / "ckpts") is None
     if stage.get("convert_from") and fresh:
         system.geometry.initialize_from(previous_geometry(experiment, stage.convert_from, stage_dir.parent))

@@ -16,11 +16,11 @@ import torch
 from omegaconf import DictConfig
 
 from ui3d import find, register
-from ui3d.config import ConfigError, build, parse_structured
+from ui3d.config import ConfigError, TrainerConfig, build, parse_structured
 from ui3d.renderers import regularizers
 from ui3d.schedule import scheduled
 from ui3d.export.images import save_grid, save_video
-from ui3d.systems.runner import teacher_name, train_stage
+from ui3d.systems.runner import teacher_dtype, teacher_name, train_stage
 from ui3d.teachers.loader import load_teacher, load_tokenizer
 from ui3d.teachers.teacher import check_prompts
 
@@ -79,6 +79,15 @@ class TextTo3DSystem(L.LightningModule):
         # the teacher is not a submodule: its frozen weights stay out of checkpoints
         self.prompt_processor = build(cfg.prompt_processor_type, cfg.prompt_processor, teacher)
         self.guidance = build(cfg.guidance_type, cfg.guidance, teacher)
+
+    def _apply(self, fn, *args, **kwargs):
+        """Lightning moves and casts the system with `_apply` (`.to(device)`, `.double()` for `64-true`): the
+        teacher, the fake score, the discriminator and the prompt embeddings, which are not submodules (the frozen
+        teacher stays out of checkpoints), follow."""
+        super()._apply(fn, *args, **kwargs)
+        self.guidance.apply(fn)
+        self.prompt_processor.apply(fn)
+        return self
 
     # -- checkpoints: the guidance's trainable parts (LoRA, camera embedding, discriminator, ratio statistics)
     # ride along under the guidance's own names; checkpoints from before keyed parameters by position ("g.i")
@@ -194,6 +203,7 @@ class TextTo3DSystem(L.LightningModule):
         if not str(pp.get("prompt") or "").strip():
             raise ConfigError('the prompt is empty: say what to make, e.g. prompt="a red vase"')
         name = teacher_name(system)
+        teacher_dtype(system.guidance.get("half_precision_weights", False), parse_structured(TrainerConfig, stage.trainer))
         check_prompts(load_tokenizer(name), [pp.get("prompt", ""), pp.get("negative_prompt", "")], name)
         known = cls.loss_names(system)
         for key in system.loss:

@@ -91,7 +91,8 @@ class DiffusionTeacher(nn.Module):
     def denoise(self, x_t: Tensor, t: Tensor, text_emb: Tensor, **unet_kwargs) -> Tensor:
         """D(x_t, t) in the one denoiser convention; gradients flow through x_t (and any trainable adapters)."""
         t = t.to(self.device).expand(x_t.shape[0]) if t.dim() == 0 else t.to(self.device)
-        out = self.unet(x_t.to(self.unet.dtype), t, encoder_hidden_states=text_emb, **unet_kwargs).sample
+        out = self.unet(x_t.to(self.unet.dtype), t, encoder_hidden_states=text_emb.to(self.unet.dtype),
+                        **unet_kwargs).sample
         alpha, sigma = self.schedule.alpha_sigma(t)
         return to_denoised(out.to(x_t.dtype), x_t, alpha.to(x_t), sigma.to(x_t), self.prediction_type)
 

@@ -1,0 +1,68 @@
+"""The guidance follows the trainer: Lightning's device and precision reach the teacher, the fake score, the
+discriminator and the prompt embeddings (which are not submodules of the system), and `half_precision_weights`
+loads the teacher in fp16 while the trained parts stay fp32. Runs the tiny Stable-Diffusion-shaped folder on CPU;
+`trainer.precision=64-true` stands in for a device move (Lightning applies both through `Module._apply`)."""
+import pytest
+import torch
+
+import launch
+from tests.systems.test_configs import tiny_overrides
+from tests.tiny_models import SD_WORDS, build_tiny_sd_folder
+from ui3d.config import TrainerConfig
+from ui3d.systems import text_to_3d
+from ui3d.systems.runner import teacher_dtype
+
+
+@pytest.fixture(scope="module")
+def sd_folder(tmp_path_factory):
+    return str(build_tiny_sd_folder(tmp_path_factory.mktemp("sd") / "sd", SD_WORDS))
+
+
+def train_and_look(monkeypatch, sd_folder, tmp_path, *extra) -> dict:
+    """Two steps of sd/uniinstruct-fkl.yaml's NeRF stage; the dtypes of everything the guidance ran."""
+    seen = {}
+    step = text_to_3d.TextTo3DSystem.training_step
+
+    def spy(self, batch, batch_idx):
+        loss = step(self, batch, batch_idx)
+        guidance = self.guidance
+        seen.update(loss=float(loss), embeds=self.prompt_processor.uncond.dtype,
+                    modules={type(m).__name__: {p.dtype for p in m.parameters()} for m in guidance.modules()},
+                    unet={p.dtype for n, p in guidance.teacher.unet.named_parameters() if "lora_" not in n},
+                    lora={p.dtype for p in guidance.fake.lora.values()}, grads={
+                        p.grad.dtype for g in guidance.trainable_parameters() for p in g["params"] if p.grad is not None})
+        return loss
+
+    monkeypatch.setattr(text_to_3d.TextTo3DSystem, "training_step", spy)
+    config = "sd/uniinstruct-fkl.yaml"
+    code = launch.main(["--config", config, "--stage", "nerf",
+                        *tiny_overrides(config, {"sd": sd_folder, "embedded": ""}, tmp_path), *extra])
+    assert code == 0
+    return seen
+
+
+def test_the_guidance_follows_the_trainers_precision(monkeypatch, sd_folder, tmp_path):
+    seen = train_and_look(monkeypatch, sd_folder, tmp_path, "trainer.precision=64-true")
+    assert seen["modules"] == {"DiffusionTeacher": {torch.float64}, "CameraEmbedding": {torch.float64},
+                               "DiscriminatorHead": {torch.float64}}
+    assert seen["embeds"] == torch.float64 and seen["lora"] == {torch.float64} and seen["grads"] == {torch.float64}
+    assert torch.isfinite(torch.tensor(seen["loss"]))
+
+
+def test_half_precision_weights_keep_the_trained_parts_in_fp32(monkeypatch, sd_folder, tmp_path):
+    seen = train_and_look(monkeypatch, sd_folder, tmp_path, "system.guidance.half_precision_weights=true")
+    assert seen["unet"] == {torch.float16}
+    assert seen["lora"] == {torch.float32} and seen["grads"] == {torch.float32}
+    assert seen["modules"]["CameraEmbedding"] == {torch.float32} and seen["modules"]["DiscriminatorHead"] == {torch.float32}
+    assert torch.isfinite(torch.tensor(seen["loss"]))
+
+
+def test_half_precision_weights_auto_is_fp16_on_cuda_only(monkeypatch):
+    cpu = TrainerConfig(accelerator="cpu")
+    assert teacher_dtype("auto", cpu) == torch.float32 and teacher_dtype(False, cpu) == torch.float32
+    assert teacher_dtype(True, cpu) in (torch.float16, torch.bfloat16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert teacher_dtype("auto", TrainerConfig(accelerator="auto")) == torch.float16
+    assert teacher_dtype("auto", TrainerConfig(accelerator="cpu")) == torch.float32
+    with pytest.raises(ValueError, match="half_precision_weights must be true, false or auto"):
+        teacher_dtype("half", cpu)
