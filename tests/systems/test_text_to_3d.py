@@ -117,3 +117,31 @@ def test_a_stage_can_start_its_guidance_from_an_earlier_stage(teacher, tmp_path,
     runner.train_stage(TextTo3DSystem, stage, run_dir / "nerf", cfg, lambda name, **kw: teacher)
     for key, value in earlier.guidance.state_dict().items():
         torch.testing.assert_close(built[-1].guidance.state_dict()[key], value, msg=key)
+
+
+def test_ddp_two_cpu_processes_train_one_scene_and_one_guidance(tmp_path):
+    """Stage 1 in two processes (gloo): each rank renders its own views and draws its own noise, the gradients of
+    the scene (DDP) and of the LoRA, camera embedding and discriminator (all-reduced by the system) are averaged,
+    so every rank ends with the same weights; rank 0 alone writes images."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.systems.test_configs import tiny_overrides
+    from ui3d.teachers.loader import EMBEDDED_DIR
+
+    repo = Path(__file__).resolve().parents[2]
+    overrides = tiny_overrides("uniinstruct-fkl.yaml", {"embedded": str(EMBEDDED_DIR), "sd": ""}, tmp_path)
+    cmd = [sys.executable, "launch.py", "--config", "uniinstruct-fkl.yaml", "--stage", "nerf", *overrides,
+           "steps=3", "system.guidance.rkl_warm_start_steps=1", "trainer.devices=2", "trainer.strategy=ddp",
+           "trainer.accelerator=cpu"]
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (tmp_path / "uniinstruct-fkl").iterdir()
+    ranks = json.loads((run / "nerf" / "save" / "ranks.json").read_text())
+    assert ranks["world_size"] == 2 and ranks["checksums"][0] == ranks["checksums"][1]
+    assert (run / "nerf" / "done").read_text().startswith("3 steps")
+    assert sorted(p.name for p in (run / "nerf" / "save").glob("it*.png")) == ["it1-0.png", "it2-0.png", "it3-0.png"]

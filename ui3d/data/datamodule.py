@@ -97,8 +97,8 @@ class RandomCameraDataset(Dataset):
     loader from its first item but counts the epoch's batches on from the checkpoint, so the length stays
     `n_steps` and the items are shifted instead."""
 
-    def __init__(self, cfg: RandomCameraConfig, n_steps: int, start: int = 0):
-        self.cfg, self.n_steps, self.start = cfg, n_steps, start
+    def __init__(self, cfg: RandomCameraConfig, n_steps: int, start: int = 0, rank: int = 0, world_size: int = 1):
+        self.cfg, self.n_steps, self.start, self.rank, self.world_size = cfg, n_steps, start, rank, world_size
         self.camera_cfg = CameraConfig(
             elevation_range=tuple(cfg.elevation_range), azimuth_range=tuple(cfg.azimuth_range),
             camera_distance_range=tuple(cfg.camera_distance_range), fovy_range=tuple(cfg.fovy_range),
@@ -109,7 +109,8 @@ class RandomCameraDataset(Dataset):
         return self.n_steps
 
     def __getitem__(self, index: int) -> dict:
-        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.start + index)
+        step = self.start + index  # DDP: rank r of w renders the views of stream item step * w + r
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * self.world_size + self.rank)
         cams = sample_cameras(self.cfg.batch_size, self.camera_cfg, g)
         return camera_batch(cams, light_positions(cams, self.cfg, g), self.cfg.height, self.cfg.width)
 
@@ -143,8 +144,10 @@ class RandomCameraDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         # Lightning restores a checkpoint before it asks for the loader: a resumed fit continues at its step
-        start = self.trainer.global_step if self.trainer is not None else 0
-        return DataLoader(RandomCameraDataset(self.cfg, self.n_steps, start), batch_size=None, shuffle=False)
+        trainer = self.trainer
+        start, rank, world = (trainer.global_step, trainer.global_rank, trainer.world_size) if trainer else (0, 0, 1)
+        return DataLoader(RandomCameraDataset(self.cfg, self.n_steps, start, rank, world), batch_size=None,
+                          shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(OrbitDataset(self.cfg, self.cfg.n_val_views), batch_size=None)

@@ -33,7 +33,7 @@ from ui3d.distill.objective import DistillObjective
 from ui3d.export.images import to_uint8
 from ui3d.guidance.base import frozen
 from ui3d.distill2d.networks import OneStepGenerator
-from ui3d.systems.runner import fit_stage, stage_done
+from ui3d.systems.runner import all_reduce_grads, fit_stage, stage_done, write_rank_checksums
 
 
 @dataclass
@@ -74,21 +74,6 @@ class Distill2DConfig:
 def _rng(seed: int, step: int, stream: int) -> torch.Generator:
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 7 + stream) * 1009 + rank)
-
-
-def all_reduce_grads(params: list[nn.Parameter]) -> None:
-    """Average gradients over DDP ranks (no-op in one process)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    if grads:
-        flat = torch.cat([g.flatten() for g in grads])
-        dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
 
 
 def find_checkpoint(path: str) -> Path:
@@ -279,16 +264,7 @@ class Distill2DSystem(L.LightningModule):
 
     def on_train_end(self) -> None:
         """Write every rank's generator checksum to `save/ranks.json` (DDP ranks must hold the same weights)."""
-        flat = torch.cat([p.detach().flatten().double() for p in self.generator.parameters()])
-        local = torch.stack([flat.sum(), (flat**2).sum()])
-        gathered = [local]
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
-            dist.all_gather(gathered, local)
-        if self.trainer.is_global_zero:
-            self.save_dir.mkdir(parents=True, exist_ok=True)
-            (self.save_dir / "ranks.json").write_text(json.dumps({"world_size": len(gathered), "checksums": [
-                g.tolist() for g in gathered]}) + "\n")
+        write_rank_checksums(self.generator.parameters(), self.save_dir, self.trainer.is_global_zero)
 
     # --- launch.py entry points ---------------------------------------------------------------------------
     @classmethod

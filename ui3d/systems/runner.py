@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
+import os
 import random
 import signal
 import sys
@@ -28,6 +30,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 import torch
+import torch.distributed as dist
 
 from ui3d import files
 from ui3d.config import ConfigError, TrainerConfig, build, parse_structured, stage_block
@@ -97,7 +100,11 @@ class RandomStates(Callback):
         self.state: dict | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self.state is not None:
+        if trainer.world_size > 1:  # DDP: each rank draws its own noise, a function of seed, step and rank
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            L.seed_everything(((seed * 1_000_003 + trainer.global_step) * 1009 + trainer.global_rank) % 2**32,
+                              verbose=False)
+        elif self.state is not None:
             _set_rng_state(self.state)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -208,6 +215,39 @@ class AppendingCSVLogger(CSVLogger):
                 writer.writerows(kept)
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def all_reduce_grads(params) -> None:
+    """Average gradients over DDP ranks (no-op in one process): for parameters DDP's reducer does not see (the
+    guidance's, which live outside the system's modules; the 2D system's three optimisers)."""
+    if not _distributed():
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+
+def write_rank_checksums(params, save_dir: Path, is_global_zero: bool) -> None:
+    """Every rank's (sum, sum of squares) of `params` into `save_dir/ranks.json` (DDP ranks must agree)."""
+    flat = torch.cat([p.detach().flatten().double().cpu() for p in params])
+    local = torch.stack([flat.sum(), (flat**2).sum()])
+    gathered = [local]
+    if _distributed():
+        gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, local)
+    if is_global_zero:
+        files.write_text(Path(save_dir) / "ranks.json", json.dumps(
+            {"world_size": len(gathered), "checksums": [g.tolist() for g in gathered]}) + "\n")
+
+
 def loggers(stage_dir: Path) -> list:
     """CSV always; TensorBoard too where it is installed."""
     found = [AppendingCSVLogger(stage_dir, name="logs", version="")]
@@ -233,6 +273,9 @@ def make_trainer(cfg: TrainerConfig, stage_dir: Path, extra_callbacks: tuple = (
         log_every_n_steps=cfg.log_every_n_steps, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks, logger=loggers(stage_dir),
         default_root_dir=stage_dir, num_sanity_val_steps=0, enable_model_summary=False, plugins=[AtomicCheckpointIO()],
+        # the data modules split training batches by rank themselves (a rank's camera stream is a function of the
+        # step and the rank), and every rank sees all evaluation views (rank 0 writes them)
+        use_distributed_sampler=False,
     )
 
 

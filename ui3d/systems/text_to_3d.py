@@ -20,7 +20,7 @@ from ui3d.config import ConfigError, TrainerConfig, build, parse_structured
 from ui3d.renderers import regularizers
 from ui3d.schedule import scheduled
 from ui3d.export.images import save_grid, save_video
-from ui3d.systems.runner import teacher_dtype, teacher_name, train_stage
+from ui3d.systems.runner import all_reduce_grads, teacher_dtype, teacher_name, train_stage, write_rank_checksums
 from ui3d.teachers.loader import load_teacher, load_tokenizer
 from ui3d.teachers.teacher import check_prompts
 
@@ -134,6 +134,16 @@ class TextTo3DSystem(L.LightningModule):
                 if p.requires_grad and id(p) not in taken]
         return [group for group in [*groups, {"params": rest}] if group["params"]]
 
+    def on_after_backward(self) -> None:
+        """DDP: DDP's reducer averages the scene's gradients; the guidance's networks are not submodules of the
+        system, so their gradients (LoRA, camera embedding, discriminator head) are averaged here."""
+        all_reduce_grads([p for group in self.guidance.trainable_parameters() for p in group["params"]])
+
+    def on_train_end(self) -> None:
+        """Every rank's checksum of the scene and the guidance's trained parts into `save/ranks.json`."""
+        guidance = [p for group in self.guidance.trainable_parameters() for p in group["params"]]
+        write_rank_checksums([*self.parameters(), *guidance], self.save_dir, self.trainer.is_global_zero)
+
     def on_train_batch_start(self, batch, batch_idx) -> None:
         for part in (self.renderer, self.material, self.guidance):
             if hasattr(part, "update_step"):
@@ -172,16 +182,19 @@ class TextTo3DSystem(L.LightningModule):
             return self.render(batch)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        out = self._render_eval(batch)
-        save_grid(self.save_dir / f"it{self.global_step}-{batch['index']}.png", out)
+        if self.trainer.is_global_zero:  # every rank sees every view; one writes
+            save_grid(self.save_dir / f"it{self.global_step}-{batch['index']}.png", self._render_eval(batch))
 
     def on_test_epoch_start(self) -> None:
         self._frames = []
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._frames.append(self._render_eval(batch)["comp_rgb"][0].clamp(0, 1))
+        if self.trainer.is_global_zero:
+            self._frames.append(self._render_eval(batch)["comp_rgb"][0].clamp(0, 1))
 
     def on_test_epoch_end(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
         save_video(self.save_dir / "turntable", self._frames)
         if self.cfg.export_mesh:
             from ui3d.export.mesh import export_geometry
