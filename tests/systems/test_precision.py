@@ -66,3 +66,38 @@ def test_half_precision_weights_auto_is_fp16_on_cuda_only(monkeypatch):
     assert teacher_dtype("auto", TrainerConfig(accelerator="cpu")) == torch.float32
     with pytest.raises(ValueError, match="half_precision_weights must be true, false or auto"):
         teacher_dtype("half", cpu)
+
+
+def test_memory_options_reach_the_teacher(sd_folder):
+    from diffusers.models.attention_processor import AttnProcessor2_0, SlicedAttnProcessor
+
+    from ui3d.guidance.sds import SDSGuidance
+    from ui3d.teachers.loader import load_teacher
+
+    def guidance(**options):
+        return SDSGuidance(SDSGuidance.Config(pretrained_model_name_or_path=sd_folder, **options), load_teacher(sd_folder))
+
+    plain = guidance()
+    assert not plain.teacher.vae.use_slicing and not plain.teacher.vae.use_tiling
+    sdpa = guidance(enable_memory_efficient_attention=True)
+    assert {type(p) for p in sdpa.teacher.unet.attn_processors.values()} == {AttnProcessor2_0}
+    sliced = guidance(enable_attention_slicing=True)
+    assert {type(p) for p in sliced.teacher.unet.attn_processors.values()} == {SlicedAttnProcessor}
+    channels_last = guidance(enable_channels_last_format=True)
+    conv = channels_last.teacher.unet.conv_in.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    vae = guidance(enable_vae_slicing=True, enable_vae_tiling=True).teacher.vae
+    assert vae.use_slicing and vae.use_tiling
+    offload = guidance(offload_text_encoder=True)
+    offload.apply(lambda t: t.to("meta"))  # a device move (to the meta device: no GPU here)
+    assert next(offload.teacher.unet.parameters()).device.type == "meta"
+    assert next(offload.teacher.text_encoder.parameters()).device.type == "cpu"
+    plain.apply(lambda t: t.to("meta"))
+    assert next(plain.teacher.text_encoder.parameters()).device.type == "meta"
+
+
+def test_memory_options_train(monkeypatch, sd_folder, tmp_path):
+    seen = train_and_look(monkeypatch, sd_folder, tmp_path, *[f"system.guidance.{key}=true" for key in (
+        "enable_attention_slicing", "enable_memory_efficient_attention", "enable_channels_last_format",
+        "enable_vae_slicing", "enable_vae_tiling", "offload_text_encoder")])
+    assert torch.isfinite(torch.tensor(seen["loss"]))

@@ -91,6 +91,21 @@ class BaseGuidance:
         """Per-time weight: sds | uniform | fantasia3d | normalized | exact | paper (`distill.objective`)."""
         grad_clip: Optional[Any] = None
         """Clamp the generator's gradient on x_0 elementwise (threestudio's `grad_clip`), float or schedule."""
+        enable_attention_slicing: bool = False
+        """Compute the UNet's attention in slices (diffusers' `set_attention_slice("auto")`): less memory, slower."""
+        enable_memory_efficient_attention: bool = False
+        """PyTorch's scaled-dot-product attention processor (`AttnProcessor2_0`; flash / memory-efficient kernels on
+        CUDA) for every attention layer of the UNet and VAE (threestudio's key; xformers is not needed)."""
+        enable_channels_last_format: bool = False
+        """UNet weights in channels-last memory format (faster convolutions with tensor cores)."""
+        enable_vae_slicing: bool = False
+        """Encode a batch of renders through the VAE one image at a time (latent teachers)."""
+        enable_vae_tiling: bool = False
+        """Encode large renders through the VAE in overlapping tiles (latent teachers)."""
+        offload_text_encoder: bool = False
+        """Keep the text encoder where it was loaded (the CPU, in its loaded dtype) when the system moves to a GPU:
+        the prompt embeddings are computed once and cached, so its memory is left to the UNet (a rare new prompt is
+        encoded on the CPU)."""
         half_precision_weights: Any = False
         """Load the teacher's weights in fp16 (threestudio's key): `true`, `false`, or `auto` (fp16 when training
         on CUDA). The fake score's LoRA, the camera embedding, the discriminator head, the ratio and the losses stay
@@ -104,6 +119,24 @@ class BaseGuidance:
                 p.requires_grad_(False)
         self.objective = DistillObjective(self.objective_config())
         self.update_step(0)
+        self.memory_options()
+
+    def memory_options(self) -> None:
+        """Apply the config's memory options to the teacher (`enable_*`, `offload_text_encoder`)."""
+        cfg, unet, vae = self.cfg, self.teacher.unet, self.teacher.vae
+        if cfg.enable_memory_efficient_attention:
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            for model in (unet, vae):
+                if model is not None and hasattr(model, "set_attn_processor"):
+                    model.set_attn_processor(AttnProcessor2_0())
+        if cfg.enable_attention_slicing:
+            unet.set_attention_slice("auto")
+        if cfg.enable_channels_last_format:
+            unet.to(memory_format=torch.channels_last)
+        for flag, method in ((cfg.enable_vae_slicing, "enable_slicing"), (cfg.enable_vae_tiling, "enable_tiling")):
+            if flag and vae is not None:
+                getattr(vae, method)()
 
     def objective_config(self) -> DistillObjective.Config:
         return DistillObjective.Config(method=self.method, weighting=self.cfg.weighting)
@@ -132,8 +165,14 @@ class BaseGuidance:
         """Apply a `Module._apply` conversion (device, dtype) to every network of the guidance: the system calls
         it when Lightning moves the system, so the teacher and the fake score follow the trainer's device and
         precision while staying out of the system's state dict."""
+        offloaded = self.teacher.text_encoder if self.cfg.offload_text_encoder else None
         for module in self.modules():
-            module._apply(fn)
+            if module is self.teacher and offloaded is not None:  # the text encoder stays where it was loaded
+                for child in module.children():
+                    if child is not offloaded:
+                        child._apply(fn)
+            else:
+                module._apply(fn)
 
     def state_dict(self) -> dict[str, Tensor]:
         """The guidance's trainable tensors, for checkpoints (the teacher is reloaded from its folder)."""

@@ -86,7 +86,8 @@ class DiffusionTeacher(nn.Module):
             prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
             return_tensors="pt",
         )
-        return self.text_encoder(tokens.input_ids.to(self.device))[0]
+        encoder_device = next(self.text_encoder.parameters()).device  # the UNet's, or the CPU when offloaded
+        return self.text_encoder(tokens.input_ids.to(encoder_device))[0].to(self.device)
 
     def denoise(self, x_t: Tensor, t: Tensor, text_emb: Tensor, **unet_kwargs) -> Tensor:
         """D(x_t, t) in the one denoiser convention; gradients flow through x_t (and any trainable adapters)."""
