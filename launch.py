@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from ui3d.registry import RegistryError, find
     from ui3d.run import find_resume_dir, make_run_dir, resume_config, run_dir_for
     from ui3d.systems.runner import Terminated
-    from ui3d.teachers.loader import TeacherNotFound
+    from ui3d.teachers.loader import BrokenTeacher, TeacherNotFound
     from ui3d.teachers.teacher import PromptError
 
     config = args.config
@@ -105,11 +105,19 @@ def main(argv: list[str] | None = None) -> int:
         stages = [args.stage] if args.stage else stage_names(cfg)
         blocks = {name: stage_block(cfg, name) for name in stages}
         systems = {name: find(block.system_type) for name, block in blocks.items()}
+        missing = None
         for name, system in systems.items():
-            if hasattr(system, "check"):
-                system.check(blocks[name])
+            try:
+                if hasattr(system, "check"):
+                    system.check(blocks[name])
+            except TeacherNotFound as err:  # a dry run still shows the config of a machine without the weights
+                if not args.dry_run or isinstance(err, BrokenTeacher):
+                    raise
+                missing = err
         if args.dry_run:
             print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+            if missing is not None:
+                print(f"# warning: {missing}")
             print(f"# run directory: {run_dir or run_dir_for(cfg, timestamp='<timestamp>')}")
             print(f"# stages: {', '.join(f'{n} ({b.trainer.max_steps} steps)' for n, b in blocks.items())}")
             return 0

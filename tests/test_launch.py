@@ -90,3 +90,14 @@ def test_flags_may_stand_between_overrides(tmp_path):
                  "tag=x")
     assert out.returncode == 0, out.stderr
     assert "stages: nerf (3 steps)" in out.stdout and "/x@<timestamp>" in out.stdout
+
+
+def test_dry_run_shows_a_config_whose_teacher_is_not_on_this_machine(tmp_path):
+    out = launch("--config", "sd/dreamfusion.yaml", "--dry-run", "system.guidance.pretrained_model_name_or_path=no/such",
+                 "system.prompt_processor.pretrained_model_name_or_path=no/such", f"exp_root_dir={tmp_path}/runs")
+    assert out.returncode == 0, out.stderr
+    assert "# warning: 'no/such' is neither a folder nor a model in the local Hugging Face cache" in out.stdout
+    assert not (tmp_path / "runs").exists()
+    run = launch("--config", "sd/dreamfusion.yaml", "system.guidance.pretrained_model_name_or_path=no/such",
+                 "system.prompt_processor.pretrained_model_name_or_path=no/such", f"exp_root_dir={tmp_path}/runs")
+    assert run.returncode == 2 and "'no/such' is neither a folder" in run.stderr and not (tmp_path / "runs").exists()

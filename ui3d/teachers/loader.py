@@ -24,6 +24,10 @@ class TeacherNotFound(FileNotFoundError):
     """A teacher that is neither a folder nor in the local cache."""
 
 
+class BrokenTeacher(TeacherNotFound):
+    """A teacher folder that is there but cannot be loaded (its model_index.json, subfolders or weights)."""
+
+
 def resolve_model_path(name_or_path: str) -> Path:
     """`embedded` → the shipped teacher; a folder → itself; a hub id → its snapshot in the local HF cache."""
     if name_or_path in ("embedded", ""):
@@ -61,26 +65,26 @@ def read_model_index(path: Path, needed: tuple[str, ...] = ("unet", "scheduler",
     subfolder and config, weighted ones with a `.safetensors` file. Any fault raises `TeacherNotFound` naming it."""
     index_file = path / "model_index.json"
     if not index_file.is_file():
-        raise TeacherNotFound(f"{path} has no model_index.json: not a diffusers model folder (give the folder that "
+        raise BrokenTeacher(f"{path} has no model_index.json: not a diffusers model folder (give the folder that "
                               "holds model_index.json, unet/, text_encoder/, tokenizer/, scheduler/)")
     try:
         index = json.loads(index_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise TeacherNotFound(f"{index_file} is not valid JSON ({err}): restore it from the model's download") from None
+        raise BrokenTeacher(f"{index_file} is not valid JSON ({err}): restore it from the model's download") from None
     if not isinstance(index, dict):
-        raise TeacherNotFound(f"{index_file} is not a JSON object of components: restore it from the model's download")
+        raise BrokenTeacher(f"{index_file} is not a JSON object of components: restore it from the model's download")
     vae = index.get("vae")
     for name in needed + (("vae",) if isinstance(vae, list) and vae and vae[0] else ()):
         spec = index.get(name)
         if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(x, str) for x in spec)):
-            raise TeacherNotFound(f"{index_file} names no '{name}' component ([library, class]); not a text-to-image "
+            raise BrokenTeacher(f"{index_file} names no '{name}' component ([library, class]); not a text-to-image "
                                   "folder, or a damaged one: restore it from the model's download")
         sub = path / name
         if not sub.is_dir() or not any(sub.glob("*.json")):
-            raise TeacherNotFound(f"{path} lacks the subfolder {name}/ with its config that model_index.json names: "
+            raise BrokenTeacher(f"{path} lacks the subfolder {name}/ with its config that model_index.json names: "
                                   "copy the whole model folder")
         if name in WEIGHTED and not any(sub.glob("*.safetensors")):
-            raise TeacherNotFound(f"{sub} has no .safetensors weights (pickled .bin files are not loaded: they can run "
+            raise BrokenTeacher(f"{sub} has no .safetensors weights (pickled .bin files are not loaded: they can run "
                                   "code); convert them with diffusers' save_pretrained(safe_serialization=True)")
     return index
 
