@@ -2,58 +2,25 @@
 guidance tests: nothing is downloaded, every folder is written under a pytest temporary directory."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from ui3d.teachers.embedded import model as embedded
+from ui3d.teachers.random_sd import build_sd_folder, clip_tokenizer
 
 SD_WORDS = ("a", "vase", "red", "side", "front", "back", "overhead", "view")
 
 
-def tiny_clip_tokenizer(folder: Path, words=("a", "vase", "red")) -> CLIPTokenizer:
+def tiny_clip_tokenizer(folder: Path, words=("a", "vase", "red")):
     """A CLIP BPE tokenizer over a handful of whole words (no merges), 8 tokens per prompt."""
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, **{f"{w}</w>": i + 2 for i, w in enumerate(words)}}
-    vocab["!"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=8)
+    return clip_tokenizer(folder, words, 8)
 
 
 def build_tiny_sd_folder(root: Path, words=("a", "vase", "red")) -> Path:
     """A Stable-Diffusion-shaped folder: 4-channel latent UNet (8×8 latents, 16 px images), 2-block VAE,
     2-layer CLIP, PNDM scheduler, all random after `manual_seed(0)`."""
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=4, norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-    )
-    tok = tiny_clip_tokenizer(root / "tokenizer-src", words)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
-                                        num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=8,
-                                        bos_token_id=0, eos_token_id=1, pad_token_id=1))
-    folder = root / "tiny-sd"
-    for name, part in [("unet", unet), ("vae", vae), ("text_encoder", text)]:
-        part.save_pretrained(folder / name)
-    scheduler = PNDMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
-    scheduler.save_pretrained(folder / "scheduler")
-    tok.save_pretrained(folder / "tokenizer")
-    (folder / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"],
-        "safety_checker": [None, None], "feature_extractor": [None, None],
-    }))
-    return folder
+    return build_sd_folder(root, words, "tiny")
 
 
 def tiny_embedded_config(resolution: int = 32) -> embedded.EmbeddedTeacherConfig:
