@@ -101,3 +101,45 @@ def test_memory_options_train(monkeypatch, sd_folder, tmp_path):
         "enable_attention_slicing", "enable_memory_efficient_attention", "enable_channels_last_format",
         "enable_vae_slicing", "enable_vae_tiling", "offload_text_encoder")])
     assert torch.isfinite(torch.tensor(seen["loss"]))
+
+
+def make_lora(folder: str, out) -> str:
+    """A LoRA file for the tiny UNet (random, non-zero), saved as diffusers saves LoRA weights."""
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(1)
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights=False,
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=get_peft_model_state_dict(unet))
+    return str(out / "pytorch_lora_weights.safetensors")
+
+
+def test_a_teacher_lora_is_fused_into_plain_weights(sd_folder, tmp_path, monkeypatch):
+    from ui3d.teachers.loader import BrokenTeacher, load_teacher
+
+    lora = make_lora(sd_folder, tmp_path / "lora")
+    plain, fused = load_teacher(sd_folder), load_teacher(sd_folder, lora=lora, lora_scale=0.5)
+    q = lambda t: t.unet.down_blocks[1].attentions[0].transformer_blocks[0].attn1.to_q  # noqa: E731
+    assert not torch.equal(q(plain).weight, q(fused).weight) and type(q(fused)) is torch.nn.Linear
+    assert not getattr(fused.unet, "peft_config", None) and fused.fingerprint != plain.fingerprint
+    with pytest.raises(BrokenTeacher, match="give an existing LoRA .safetensors file"):
+        load_teacher(sd_folder, lora=str(tmp_path / "lora.bin"))
+    seen = train_and_look(monkeypatch, sd_folder, tmp_path / "run", f"system.guidance.teacher_lora={lora}")
+    assert torch.isfinite(torch.tensor(seen["loss"]))
+
+
+@pytest.mark.parametrize("pipeline, says", [("StableDiffusionXLPipeline", "SDXL"), ("IFPipeline", "DeepFloyd IF")])
+def test_sdxl_and_deepfloyd_folders_are_refused_naming_what_is_missing(sd_folder, tmp_path, pipeline, says):
+    import json
+    import shutil
+
+    from ui3d.teachers.loader import BrokenTeacher, load_teacher
+
+    folder = shutil.copytree(sd_folder, tmp_path / "other")
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": pipeline}))
+    with pytest.raises(BrokenTeacher, match=f"is a {pipeline} folder: {says}"):
+        load_teacher(str(folder))

@@ -106,6 +106,11 @@ class BaseGuidance:
         """Keep the text encoder where it was loaded (the CPU, in its loaded dtype) when the system moves to a GPU:
         the prompt embeddings are computed once and cached, so its memory is left to the UNet (a rare new prompt is
         encoded on the CPU)."""
+        teacher_lora: str = ""
+        """A LoRA `.safetensors` file (diffusers or kohya format) fused into the teacher when it is loaded (a
+        custom style or subject on an SD 1.x/2.x teacher)."""
+        teacher_lora_scale: float = 1.0
+        """Strength of the fused `teacher_lora`."""
         half_precision_weights: Any = False
         """Load the teacher's weights in fp16 (threestudio's key): `true`, `false`, or `auto` (fp16 when training
         on CUDA). The fake score's LoRA, the camera embedding, the discriminator head, the ratio and the losses stay

@@ -429,7 +429,9 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
     system_cfg = parse_structured(system_cls.Config, stage.system)
     dtype = teacher_dtype(system_cfg.guidance.get("half_precision_weights", False), trainer_cfg)
-    system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg), dtype=dtype), stage_dir / "save")
+    lora = {"lora": system_cfg.guidance.get("teacher_lora") or None,
+            "lora_scale": float(system_cfg.guidance.get("teacher_lora_scale", 1.0))}
+    system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg), dtype=dtype, **lora), stage_dir / "save")
     fresh = resume_checkpoint(stage_dir / "ckpts") is None
     if stage.get("convert_from") and fresh:
         system.geometry.initialize_from(previous_geometry(experiment, stage.convert_from, stage_dir.parent))

@@ -21,7 +21,7 @@ from ui3d.renderers import regularizers
 from ui3d.schedule import scheduled
 from ui3d.export.images import save_grid, save_video
 from ui3d.systems.runner import all_reduce_grads, teacher_dtype, teacher_name, train_stage, write_rank_checksums
-from ui3d.teachers.loader import load_teacher, load_tokenizer
+from ui3d.teachers.loader import load_teacher, load_tokenizer, lora_file
 from ui3d.teachers.teacher import check_prompts
 
 GUIDANCE_LOSSES = ("sds", "vsd", "uniinstruct", "lora", "disc")
@@ -216,6 +216,8 @@ class TextTo3DSystem(L.LightningModule):
         if not str(pp.get("prompt") or "").strip():
             raise ConfigError('the prompt is empty: say what to make, e.g. prompt="a red vase"')
         name = teacher_name(system)
+        if system.guidance.get("teacher_lora"):
+            lora_file(system.guidance["teacher_lora"])
         teacher_dtype(system.guidance.get("half_precision_weights", False), parse_structured(TrainerConfig, stage.trainer))
         check_prompts(load_tokenizer(name), [pp.get("prompt", ""), pp.get("negative_prompt", "")], name)
         known = cls.loss_names(system)

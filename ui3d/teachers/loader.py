@@ -89,11 +89,58 @@ def read_model_index(path: Path, needed: tuple[str, ...] = ("unet", "scheduler",
     return index
 
 
+UNSUPPORTED = {"StableDiffusionXL": "SDXL (two text encoders and added time embeddings)",
+               "IF": "DeepFloyd IF (a T5 text encoder, learned variance and cascaded pixel stages)"}
+"""Pipelines whose folders look loadable but whose UNets this teacher cannot drive, by `_class_name` prefix."""
+
+
+def check_supported(path: Path, index: dict) -> None:
+    """Refuse SDXL and DeepFloyd IF folders, naming what is missing (SD 1.x/2.x folders and pixel teachers load)."""
+    name = str(index.get("_class_name", ""))
+    for prefix, what in UNSUPPORTED.items():
+        if name.startswith(prefix) or (prefix == "StableDiffusionXL" and "text_encoder_2" in index):
+            raise BrokenTeacher(f"{path} is a {name or 'SDXL'} folder: {what} is not supported; give a Stable "
+                                "Diffusion 1.x/2.x folder (or the embedded teacher)")
+
+
+def lora_file(lora: str) -> Path:
+    """The LoRA file `teacher_lora` names: an existing `.safetensors` file (a pickle could run code)."""
+    path = Path(lora).expanduser()
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise BrokenTeacher(f"teacher_lora={lora}: give an existing LoRA .safetensors file (pickled .bin/.ckpt files "
+                            "are not loaded: they can run code)")
+    return path
+
+
+def fuse_lora(parts: dict, lora: str, scale: float = 1.0) -> None:
+    """Fuse LoRA weights (a diffusers/kohya `.safetensors` file) into the teacher's UNet and text encoder, as
+    `pipe.load_lora_weights(...); pipe.fuse_lora(); pipe.unload_lora_weights()` do: the teacher is then a plain
+    model with changed weights, and the fake score's own adapters go on top."""
+    import copy
+
+    from diffusers import StableDiffusionPipeline
+
+    path = lora_file(lora)
+    if parts.get("vae") is None:
+        raise BrokenTeacher(f"teacher_lora={lora}: LoRA fusing needs a latent Stable Diffusion teacher (this one has no VAE)")
+    pipe = StableDiffusionPipeline(**{k: parts[k] for k in ("unet", "vae", "text_encoder", "tokenizer")},
+                                   scheduler=copy.deepcopy(parts["scheduler"]), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    try:
+        pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name="teacher_lora")
+    except (ValueError, KeyError, RuntimeError, OSError) as err:
+        raise BrokenTeacher(f"teacher_lora={lora} cannot be loaded into this teacher: {str(err).splitlines()[0][:200]}") from None
+    pipe.fuse_lora(lora_scale=scale, adapter_names=["teacher_lora"])
+    pipe.unload_lora_weights()
+
+
 def load_teacher(name_or_path: str = "embedded", device: str | torch.device = "cpu", dtype=torch.float32,
-                 with_vae: bool = True) -> DiffusionTeacher:
-    """Load a text-conditioned diffusion teacher (eval mode, no gradients on its parameters)."""
+                 with_vae: bool = True, lora: str | None = None, lora_scale: float = 1.0) -> DiffusionTeacher:
+    """Load a text-conditioned diffusion teacher (eval mode, no gradients on its parameters), with `lora` (a
+    LoRA `.safetensors` file) fused into it at `lora_scale`."""
     path = resolve_model_path(name_or_path)
     index = read_model_index(path)
+    check_supported(path, index)
     parts = {}
     for name in COMPONENTS:
         spec = index.get(name)
@@ -105,9 +152,14 @@ def load_teacher(name_or_path: str = "embedded", device: str | torch.device = "c
     missing = [n for n in ("unet", "scheduler", "text_encoder", "tokenizer") if n not in parts]
     if missing:
         raise TeacherNotFound(f"{path} lacks {', '.join(missing)} in model_index.json; not a text-to-image folder")
+    if lora:
+        fuse_lora(parts, lora, lora_scale)
     teacher = DiffusionTeacher(name=str(name_or_path), **parts).to(device)
     stamps = [f.stat().st_mtime_ns for sub in ("text_encoder", "tokenizer") for f in (path / sub).glob("*")]
     teacher.fingerprint = f"{path.resolve()}@{max(stamps, default=0)}"  # keys caches of text embeddings etc.
+    if lora:
+        lora_path = Path(lora).expanduser().resolve()
+        teacher.fingerprint += f"+{lora_path}@{lora_path.stat().st_mtime_ns}x{lora_scale}"
     teacher.requires_grad_(False)
     return teacher.eval()
 
@@ -130,5 +182,7 @@ def load_digits_teacher(path: str | Path | None = None,
 def load_tokenizer(name_or_path: str = "embedded"):
     """Only the tokenizer (cheap): enough to check prompts before a run starts."""
     path = resolve_model_path(name_or_path)
-    library, class_name = read_model_index(path)["tokenizer"]
+    index = read_model_index(path)
+    check_supported(path, index)
+    library, class_name = index["tokenizer"]
     return _component_class(library, class_name).from_pretrained(path, subfolder="tokenizer")
