@@ -249,8 +249,10 @@ GENERATOR_LOSSES = {
 
 def exact_units(method: str, alpha_t, sigma_t):
     """Factor turning a method's natural units into the score units of its divergence (DESIGN §3.2)."""
-    if method in ("uniinstruct", "sid"):
+    if method == "uniinstruct":
         return alpha_t**2 / sigma_t**4
+    if method == "sid":  # SiD's loss is half the score-identity form: at α = ½ it is Uni-Instruct rkl's gradient
+        return 2 * alpha_t**2 / sigma_t**4
     if method in ("dmd", "f-distill"):
         return alpha_t**2 / sigma_t**2
     if method in ("sds", "vsd"):
