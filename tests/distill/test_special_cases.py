@@ -36,13 +36,23 @@ def test_uniinstruct_rkl_is_sid_with_alpha_half():
         torch.testing.assert_close(ui[1], 2 * sid[1])
 
 
-def test_f_distill_with_constant_h_is_dmd():
-    inputs = batch(1)
-    norm = 1 / (inputs["x0"] - inputs["d_teacher"]).abs().flatten(1).mean(1).detach()
-    t = torch.rand(4, dtype=torch.float64)
-    f = grad_of(losses.f_distill, inputs, divergence="rkl", weight=norm, t=t)
-    d = grad_of(losses.dmd, inputs, weight=norm)
-    torch.testing.assert_close(f, d)
+@pytest.mark.parametrize("name", ["fkl", "js"])
+def test_f_distill_normalised_weights_each_sample_as_the_paper_says(name):
+    """f-distill's two-stage normalisation, computed here from its definition: r over the mean r of its time bin
+    (clipped to [0.1, 20]), then h(r̃) over the batch mean of h(r̃), times DMD's per-sample gradient."""
+    from ui3d import divergences
+
+    inputs = batch(1, b=6)
+    t = torch.tensor([0.05, 0.07, 0.31, 0.35, 0.38, 0.92], dtype=torch.float64)
+    _, g_f = grad_of(losses.f_distill, inputs, divergence=name, t=t, n_time_bins=10, ratio_clip=(0.1, 20.0))
+    _, g_d = grad_of(losses.dmd, inputs)
+    r = inputs["logit"].detach().exp()
+    bins = (t * 10).long()
+    r_tilde = torch.stack([r[i] / r[bins == bins[i]].mean() for i in range(len(r))]).clamp(0.1, 20.0)
+    h = divergences.get(name).h(r_tilde)
+    expected = (h / h.mean())[:, None, None, None] * g_d
+    torch.testing.assert_close(g_f, expected)
+    assert not torch.allclose(g_f, g_d)  # the weights are not all one
 
 
 def test_f_distill_weights_the_dmd_gradient_by_h_of_r():
