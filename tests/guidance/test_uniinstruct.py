@@ -72,15 +72,37 @@ def test_user_folder_per_view_bucket(embedded_teacher, tmp_path):
 
 
 def test_rkl_warm_start_switches_to_the_configured_divergence(embedded_teacher, cache_dir):
+    """The loss the guidance puts on a render is rkl's before the switch and fkl's from it on (r ≠ 1, so the two
+    weights h(r) = 1 and h(r) = r differ)."""
     from tests.guidance.helpers import make_guidance
+    from ui3d.distill import losses
 
-    guidance = make_guidance("uniinstruct", embedded_teacher, cache_dir, divergence="fkl", rkl_warm_start_steps=5)
-    guidance.update_step(4)
-    assert guidance.current_objective().cfg.divergence == "rkl"
-    guidance.update_step(5)
-    assert guidance.current_objective().cfg.divergence == "fkl"
-    plain = make_guidance("uniinstruct", embedded_teacher, cache_dir, divergence="fkl")
-    assert plain.current_objective().cfg.divergence == "fkl"
+    options = dict(normalize_ratio=False, detach_ratio=True, lambda_gan=0.0)  # the loss is the divergence's alone
+    guidance = make_guidance("uniinstruct", embedded_teacher, cache_dir, divergence="fkl", rkl_warm_start_steps=5,
+                             **options)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(1, 3, 32, 32, generator=g, dtype=torch.float64, requires_grad=True)
+    noised = guidance.noise(x0, torch.tensor([300]))
+    d_q, d_p = torch.tanh(noised.x_t), 0.5 * torch.tanh(noised.x_t)
+    logit = torch.tensor([0.7], dtype=torch.float64)
+
+    def loss_at(step: int) -> torch.Tensor:
+        guidance.update_step(step)
+        return guidance.generator_loss(noised, d_q, d_p, logit=logit)["loss"]
+
+    def direct(divergence: str) -> torch.Tensor:
+        out, _ = losses.uniinstruct(x0, noised.x_t, noised.alpha_t, noised.sigma_t, d_q, d_p, logit=logit,
+                                    divergence=divergence, detach_ratio=True, ratio_gradient=guidance.cfg.ratio_gradient,
+                                    logit_clamp=guidance.cfg.logit_clamp, form=guidance.cfg.form)
+        return out
+
+    before, after = loss_at(4), loss_at(5)
+    ratio = before / direct("rkl")  # one sample: the same per-time weight multiplies both
+    torch.testing.assert_close(after / direct("fkl"), ratio)
+    assert not torch.isclose(before, after)
+    plain = make_guidance("uniinstruct", embedded_teacher, cache_dir, divergence="fkl", **options)
+    plain.update_step(0)
+    torch.testing.assert_close(plain.generator_loss(noised, d_q, d_p, logit=logit)["loss"], after)
 
 
 def test_input_gradient_weight_scales_only_the_gradient_through_the_networks(embedded_teacher, cache_dir):
