@@ -33,17 +33,18 @@ def test_every_discriminator_reads_mid_block_features(kind, embedded_teacher, ca
 
 
 def test_discriminator_training_separates_real_from_renders(embedded_teacher, cache_dir):
+    torch.manual_seed(0)  # t, noise and the real draws: not whatever earlier tests left in the global generator
     guidance = make_guidance("uniinstruct", embedded_teacher, cache_dir, disc_lr=1e-2)
     optimizer = torch.optim.Adam(guidance.trainable_parameters())
     embeds, rgb = prompt_embeds(embedded_teacher), torch.zeros(2, 32, 32, 3)  # black renders
-    first = None
-    for _ in range(8):
+    history = []
+    for _ in range(12):
         out = guidance(rgb, embeds, cameras())
-        first = first if first is not None else out["loss_disc"].item()
+        history.append(out["loss_disc"].item())
         optimizer.zero_grad()
         out["loss_disc"].backward()
         optimizer.step()
-    assert out["loss_disc"].item() < first and out["logit_real"] > out["logit_fake"]
+    assert sum(history[-4:]) / 4 < history[0] and out["logit_real"] > out["logit_fake"]  # a mean: one step is noisy
 
 
 def test_teacher_samples_are_cached_per_prompt_and_view(embedded_teacher, tmp_path, monkeypatch):
