@@ -34,8 +34,8 @@ def test_score_of_the_optimal_denoiser_is_the_marginal_score():
 
 def test_cfg_combines_on_the_teacher():
     cond, uncond = torch.ones(2), torch.zeros(2)
-    assert torch.equal(denoiser.cfg(cond, uncond, 7.5), torch.full((2,), 7.5))
-    assert torch.equal(denoiser.cfg(cond, uncond, 1.0), cond)
+    assert torch.equal(denoiser.classifier_free_guidance(cond, uncond, 7.5), torch.full((2,), 7.5))
+    assert torch.equal(denoiser.classifier_free_guidance(cond, uncond, 1.0), cond)
 
 
 def test_edm_preconditioning_is_identity_skip_at_zero_noise():

@@ -24,9 +24,9 @@ def matmul_gflops(n: int = 512, repeats: int = 20) -> float:
 def train_run(config: str, root: Path, tag: str, overrides: list[str], stage: str) -> tuple[Path, float]:
     """Train `config` through launch.py under `root` with a unique `tag`; (run dir, the stage's training seconds
     from its `done` file). A non-zero exit raises."""
-    import launch
+    from ui3d import cli
 
-    code = launch.main(["--config", config, f"exp_root_dir={root}", f"tag={tag}", *overrides])
+    code = cli.main(["--config", config, f"exp_root_dir={root}", f"tag={tag}", *overrides])
     if code != 0:
         raise RuntimeError(f"{config} {' '.join(overrides)} exited with {code}")
     (run_dir,) = sorted(p for family in root.iterdir() for p in family.glob(f"{tag}@*"))

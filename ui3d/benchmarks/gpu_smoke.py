@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: no CUDA device here; run on a GPU machine, or --device cpu to check the harness", file=sys.stderr)
         return 2
-    import launch
+    from ui3d import cli
 
     begin, rows = time.time(), []
     configs = sorted(str(p.relative_to(CONFIG_DIR)) for p in (CONFIG_DIR / "sd").glob("*.yaml"))
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
-            code = launch.main(["--config", config, "--stage", stage,
+            code = cli.main(["--config", config, "--stage", stage,
                                 *smoke_overrides(config, folder, root, args.steps, args.device)])
             seconds = time.perf_counter() - start
             done = next(root.glob(f"*/smoke@*/{stage}/done"), None)

@@ -93,7 +93,7 @@ def find_run(root: Path, tag: str) -> Path | None:
 
 def train(run: Run, root: Path) -> Path:
     """Train `run` under `root` (reusing a finished run, resuming an unfinished one); its run directory."""
-    import launch
+    from ui3d import cli
 
     existing = find_run(root, run.tag)
     if existing is not None and (existing / run.last_stage / "done").is_file():
@@ -102,7 +102,7 @@ def train(run: Run, root: Path) -> Path:
             f"seed={run.seed}", "trainer.log_every_n_steps=1", *run.overrides]
     args += [] if run.all_stages else ["--stage", "nerf"]
     args += [f"resume={existing}"] if existing is not None else []
-    code = launch.main(args)
+    code = cli.main(args)
     if code != 0:
         raise RuntimeError(f"launch.py {' '.join(args)} exited with {code}")
     return find_run(root, run.tag)

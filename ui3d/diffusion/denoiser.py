@@ -45,7 +45,7 @@ def score(d: Tensor, x_t: Tensor, alpha_t, sigma_t) -> Tensor:
     return (alpha_t * d - x_t) / sigma_t**2
 
 
-def cfg(d_cond: Tensor, d_uncond: Tensor, guidance_scale: float) -> Tensor:
+def classifier_free_guidance(d_cond: Tensor, d_uncond: Tensor, guidance_scale: float) -> Tensor:
     """Classifier-free guidance on the teacher: D_uncond + w (D_cond - D_uncond)."""
     return d_uncond + guidance_scale * (d_cond - d_uncond)
 

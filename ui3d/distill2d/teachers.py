@@ -31,7 +31,7 @@ from ui3d.guidance.real_pool import DEFAULT_CACHE_DIR
 from ui3d.distill2d.networks import FeatureDiscriminator, MLPDenoiser, MLPDiscriminator, UNetDenoiser
 from ui3d.teachers.gaussians import GaussianMixture
 from ui3d.teachers.loader import DIGITS_DIR
-from ui3d.diffusion.denoiser import cfg as cfg_combine
+from ui3d.diffusion.denoiser import classifier_free_guidance
 
 
 
@@ -61,7 +61,7 @@ class Teacher2D:
             return self.net(x_t, t, cond)
         d = self.net(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, uncond]))
         d_cond, d_uncond = d.chunk(2)
-        return cfg_combine(d_cond, d_uncond, guidance_scale)
+        return classifier_free_guidance(d_cond, d_uncond, guidance_scale)
 
     def network(self) -> nn.Module:
         """A trainable copy of the teacher's denoiser (initialises the generator and the fake score)."""

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ui3d.diffusion.denoiser import cfg as cfg_combine
+from ui3d.diffusion.denoiser import classifier_free_guidance
 from ui3d.diffusion.denoiser import to_denoised
 from ui3d.diffusion.schedules import VPDiscrete
 
@@ -102,7 +102,7 @@ class DiffusionTeacher(nn.Module):
         t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
         d = self.denoise(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, uncond]))
         d_cond, d_uncond = d.chunk(2)
-        return cfg_combine(d_cond, d_uncond, guidance_scale)
+        return classifier_free_guidance(d_cond, d_uncond, guidance_scale)
 
     def encode_images(self, images: Tensor) -> Tensor:
         """Images [B, 3, H, W] in [0, 1] → x_0: VAE latents (× scaling factor) at the teacher's resolution, or

@@ -1,0 +1,156 @@
+"""The command line of ui3d (what `python launch.py` runs), threestudio-style:
+`python launch.py --config NAME [--dry-run] [--stage S] [--export] [key=value ...]`.
+
+`main(argv)` returns the exit status (0, 2 for bad input, 130 on Ctrl-C, 143 on SIGTERM); benchmarks and tests call
+it in-process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+DESCRIPTION = "ui3d launcher, threestudio-style: `python launch.py --config NAME [--dry-run] [key=value ...]`."
+
+EPILOG = """\
+overrides (after the flags, any number):
+  key=value           any config key, dotted for nesting: trainer.max_steps=500 system.guidance.divergence=jkl
+  prompt="a vase"     shorthand for system.prompt_processor.prompt
+  seed=N              seed of every random generator
+  steps=N             caps trainer.max_steps of every stage (quick runs)
+  name=... tag=...    run directory <exp_root_dir>/<name>/<tag>@<timestamp>/ (tag defaults to the prompt)
+  resume=RUN|LAST     continue a run with its own config.yaml (only steps, trainer.* and export keys may change)
+  exp_root_dir=DIR    where runs go (default: outputs)
+
+examples:
+  python launch.py --config uniinstruct-fkl.yaml prompt="a vase"
+  python launch.py --config uniinstruct-fkl.yaml prompt="a red mug" steps=2 --dry-run
+  python launch.py resume=outputs/uniinstruct-fkl/a_vase@20261201-101500       # continue a run as it was
+  python launch.py resume=outputs/uniinstruct-fkl/a_vase@20261201-101500 steps=2000   # ... for longer
+An unknown key exits with status 2 and names the key, where it was and the closest valid key.
+"""
+
+
+RUN_DIR_ENV = "UI3D_RUN_DIR"
+"""Set while a run trains, so that the processes DDP launches write into the same run directory."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="launch.py", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", help="a file under configs/ (e.g. uniinstruct-fkl.yaml) or a path; optional with "
+                                         "resume=RUN_DIR, which continues with the run's own config.yaml")
+    parser.add_argument("--dry-run", action="store_true", help="print the fully resolved config and write nothing")
+    parser.add_argument("--stage", help="run only this stage (e.g. nerf, geometry, texture)")
+    parser.add_argument("--export", action="store_true",
+                        help="export the textured mesh of a run's stage (needs resume=RUN_DIR or resume=LAST; "
+                             "--stage picks the stage, default: the last stage with a checkpoint)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (see below)")
+    return parser.parse_intermixed_args(argv)  # flags may stand between overrides
+
+
+def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
+    """`--export`: the textured mesh of one stage's last checkpoint, into `<run>/<stage>/save/export/`; a stage
+    that has not finished is exported with a warning naming the step of its checkpoint."""
+    from ui3d.config import ConfigError, stage_block
+    from ui3d.export.mesh import export_stage
+    from ui3d.systems.runner import checkpoint_step
+
+    if run_dir is None:
+        raise ConfigError("--export needs the run to export: resume=outputs/<name>/<tag>@<timestamp> or resume=LAST")
+    done = [s for s in stages if (run_dir / s / "ckpts" / "last.ckpt").is_file()]
+    if not done:
+        raise ConfigError(f"{run_dir} has no stage checkpoint to export (stages: {', '.join(stages)})")
+    stage = stage or done[-1]
+    ckpt = run_dir / stage / "ckpts" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ConfigError(f"stage '{stage}' of {run_dir} has no checkpoint {ckpt}; stages with one: {', '.join(done)}")
+    step = checkpoint_step(ckpt)
+    if not (run_dir / stage / "done").is_file():
+        planned = stage_block(cfg, stage).trainer.max_steps
+        print(f"warning: stage '{stage}' has not finished: exporting its checkpoint at step {step} of {planned}",
+              file=sys.stderr)
+    paths = export_stage(cfg, stage, run_dir, **dict(stage_block(cfg, stage).system.get("export") or {}))
+    print("\n".join(f"{key}: {path}" for key, path in paths.items()))
+    return 0
+
+
+def _terminate(signum, frame):
+    from ui3d.systems.runner import Terminated
+
+    raise Terminated("terminated")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from omegaconf import OmegaConf
+
+    from ui3d.config import ConfigError, load_config, parse_overrides, stage_block, stage_names
+    from ui3d.registry import RegistryError, find
+    from ui3d.run import find_resume_dir, make_run_dir, resume_config, run_dir_for
+    from ui3d.systems.runner import Terminated
+    from ui3d.teachers.loader import BrokenTeacher, TeacherNotFound
+    from ui3d.teachers.teacher import PromptError
+
+    config = args.config
+    try:
+        resume = parse_overrides(args.overrides).get("resume")
+        if config is None and not resume:
+            raise ConfigError("give --config NAME (e.g. --config uniinstruct-fkl.yaml), or resume=RUN_DIR to continue "
+                              "a run with its own config")
+        file_cfg = load_config(config, args.overrides).cfg if config else None
+        run_dir = find_resume_dir(file_cfg, resume)
+        if args.export and run_dir is None:
+            raise ConfigError("--export needs the run to export: resume=outputs/<name>/<tag>@<timestamp> or "
+                              "resume=LAST")
+        cfg = resume_config(run_dir, args.overrides, file_cfg, save=not args.dry_run) if run_dir is not None else file_cfg
+        config = config or str(run_dir / "config.yaml")
+        stages = [args.stage] if args.stage else stage_names(cfg)
+        blocks = {name: stage_block(cfg, name) for name in stages}
+        systems = {name: find(block.system_type) for name, block in blocks.items()}
+        missing = None
+        for name, system in systems.items():
+            try:
+                if hasattr(system, "check"):
+                    system.check(blocks[name])
+            except TeacherNotFound as err:  # a dry run still shows the config of a machine without the weights
+                if not args.dry_run or isinstance(err, BrokenTeacher):
+                    raise
+                missing = err
+        if args.dry_run:
+            print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+            if missing is not None:
+                print(f"# warning: {missing}")
+            print(f"# run directory: {run_dir or run_dir_for(cfg, timestamp='<timestamp>')}")
+            print(f"# stages: {', '.join(f'{n} ({b.trainer.max_steps} steps)' for n, b in blocks.items())}")
+            return 0
+        if args.export:
+            return export(cfg, run_dir, args.stage, stage_names(cfg))
+        # DDP re-runs this script once per extra process: those find the run directory in the environment
+        run_dir = run_dir or Path(os.environ.get(RUN_DIR_ENV) or make_run_dir(cfg))
+    except (ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"run directory: {run_dir}")
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    hint = f"continue with  python launch.py resume={run_dir}"
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        for name, system in systems.items():
+            system.run(blocks[name], run_dir / name, cfg)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"\nterminated (SIGTERM): {hint}", file=sys.stderr)
+        return 143
+    except (ConfigError, TeacherNotFound) as err:  # found while the run starts a stage: a bad file, a missing stage
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        os.environ.pop(RUN_DIR_ENV, None)
+    return 0
