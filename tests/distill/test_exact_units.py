@@ -3,22 +3,18 @@ estimator must then give the same gradient on x0 (networks that depend on x_t, f
 import pytest
 import torch
 
+from tests.distill.linear_problem import linear_problem
 from ui3d.distill.objective import DistillObjective
 
 
 def gradient(method: str, fake_is_x0: bool = False, **options) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    batch, dim = 8, 5
-    teacher, fake = (torch.randn(dim, dim, generator=g, dtype=torch.float64) * 0.3 for _ in range(2))
-    x0 = torch.randn(batch, dim, generator=g, dtype=torch.float64, requires_grad=True)
-    alpha = torch.rand(batch, generator=g, dtype=torch.float64) * 0.8 + 0.1
-    sigma = (1 - alpha**2).sqrt()
-    x_t = alpha[:, None] * x0 + sigma[:, None] * torch.randn(batch, dim, generator=g, dtype=torch.float64)
-    d_fake = x0.detach() if fake_is_x0 else x_t @ fake.T  # D_p = x0: the fake score of SDS (the true noise)
+    p = linear_problem()
+    d_fake = p["x0"].detach() if fake_is_x0 else p["d_fake"]  # D_p = x0: the fake score of SDS (the true noise)
     objective = DistillObjective(DistillObjective.Config(method=method, weighting="exact", **options))
-    out = objective(x0, x_t, alpha, sigma, x_t @ teacher.T, d_fake, logit=torch.zeros(batch, dtype=torch.float64),
-                    t=torch.rand(batch, generator=g, dtype=torch.float64), time_weight=torch.ones(batch, dtype=torch.float64))
-    (grad,) = torch.autograd.grad(out["loss"], x0)
+    ones = torch.ones_like(p["alpha"])
+    out = objective(p["x0"], p["x_t"], p["alpha"], p["sigma"], p["d_teacher"], d_fake, logit=torch.zeros_like(ones),
+                    t=p["t"], time_weight=ones)
+    (grad,) = torch.autograd.grad(out["loss"], p["x0"])
     return grad
 
 

@@ -8,26 +8,16 @@ the 2 r h′ part). Only for reverse KL (h′ = 0) is the difference the ‖δ�
 import pytest
 import torch
 
+from tests.distill.linear_problem import linear_problem
 from ui3d import divergences
 from ui3d.diffusion.denoiser import expand_like
 from ui3d.distill import losses
 
 
-def setup(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    batch, dim = 6, 4
-    teacher, fake = (torch.randn(dim, dim, generator=g, dtype=torch.float64) * 0.4 for _ in range(2))
-    x0 = torch.randn(batch, dim, generator=g, dtype=torch.float64, requires_grad=True)
-    alpha = torch.rand(batch, generator=g, dtype=torch.float64) * 0.8 + 0.1
-    sigma = (1 - alpha**2).sqrt()
-    x_t = alpha[:, None] * x0 + sigma[:, None] * torch.randn(batch, dim, generator=g, dtype=torch.float64)
-    logit = torch.randn(batch, generator=g, dtype=torch.float64)  # r away from 1, so h′ matters
-    return x0, x_t, alpha, sigma, x_t @ teacher.T, x_t @ fake.T, logit
-
-
 @pytest.mark.parametrize("name", divergences.names())
 def test_exact_is_paper_plus_the_terms_it_leaves_out(name):
-    x0, x_t, alpha, sigma, d_q, d_p, logit = setup()
+    p = linear_problem(batch=6, dim=4, scale=0.4)  # its logit puts r away from 1, so h′ matters
+    x0, x_t, alpha, sigma, d_q, d_p, logit = (p[k] for k in ("x0", "x_t", "alpha", "sigma", "d_teacher", "d_fake", "logit"))
     common = dict(logit=logit, divergence=name, logit_clamp=None)
     exact, _ = losses.uniinstruct(x0, x_t, alpha, sigma, d_q, d_p, form="exact", detach_ratio=True,
                                   ratio_gradient="di", **common)

@@ -52,15 +52,15 @@ def shipped_settings(name: str) -> dict:
     return block
 
 
-def time_guidance(name: str, teacher: DiffusionTeacher, rgb: torch.Tensor, embeds, c2w, steps: int) -> float:
-    """Seconds per guidance step (after one untimed warm-up step), with the shipped config's settings."""
-    guidance = build(name, shipped_settings(name), teacher)
+def seconds_per_step(guidance, rgb: torch.Tensor, embeds, c2w, steps: int, after_warm_up=None, sync=None) -> float:
+    """Seconds per guidance step (the call, one backward of the summed losses, an Adam step on the guidance's own
+    parameters) after one untimed warm-up step; `after_warm_up()` runs once before timing, `sync()` around it."""
     groups = guidance.trainable_parameters()
     optimizer = torch.optim.Adam(groups) if groups else None
 
     def step(i: int) -> None:
         out = guidance(rgb, embeds, c2w, global_step=i)
-        total = sum(v for k, v in out.items() if k.startswith("loss_") and v.requires_grad)
+        total = sum(v.float() for k, v in out.items() if k.startswith("loss_") and v.requires_grad)
         if optimizer:
             optimizer.zero_grad()
         rgb.grad = None
@@ -69,10 +69,20 @@ def time_guidance(name: str, teacher: DiffusionTeacher, rgb: torch.Tensor, embed
             optimizer.step()
 
     step(0)
+    for hook in (sync, after_warm_up):
+        if hook is not None:
+            hook()
     start = time.perf_counter()
     for i in range(steps):
         step(i + 1)
+    if sync is not None:
+        sync()
     return (time.perf_counter() - start) / steps
+
+
+def time_guidance(name: str, teacher: DiffusionTeacher, rgb: torch.Tensor, embeds, c2w, steps: int) -> float:
+    """Seconds per guidance step with the shipped config's settings."""
+    return seconds_per_step(build(name, shipped_settings(name), teacher), rgb, embeds, c2w, steps)
 
 
 def main(argv: list[str] | None = None) -> None:

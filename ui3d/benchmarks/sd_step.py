@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import torch
 from omegaconf import OmegaConf
 
+from ui3d.benchmarks.guidance_speed import seconds_per_step
 from ui3d.config import build, load_config
 from ui3d.teachers.loader import load_teacher
 from ui3d.teachers.random_sd import build_sd_folder
@@ -55,30 +56,11 @@ def measure(name: str, folder: Path, device: torch.device, dtype: torch.dtype, b
     prompts = ["a red vase, side view"] * batch
     embeds = SimpleNamespace(cond=teacher.encode_text(prompts), uncond=teacher.encode_text([""] * batch),
                              prompts=prompts, directions=["side"] * batch)
-    groups = guidance.trainable_parameters()
-    optimizer = torch.optim.Adam(groups) if groups else None
-
-    def step(i: int) -> None:
-        out = guidance(rgb, embeds, c2w, global_step=i)
-        total = sum(v.float() for k, v in out.items() if k.startswith("loss_") and v.requires_grad)
-        if optimizer:
-            optimizer.zero_grad()
-        rgb.grad = None
-        total.backward()
-        if optimizer:
-            optimizer.step()
-
-    step(0)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for i in range(steps):
-        step(i + 1)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / steps
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    cuda = device.type == "cuda"
+    seconds = seconds_per_step(guidance, rgb, embeds, c2w, steps,
+                               after_warm_up=torch.cuda.reset_peak_memory_stats if cuda else None,
+                               sync=torch.cuda.synchronize if cuda else None)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     del guidance, teacher
     return seconds, peak
 

@@ -307,8 +307,8 @@ def checkpoint_step(path: Path) -> int:
     return int(files.torch_load(path, "checkpoint").get("global_step", 0))
 
 
-def resume_checkpoint(ckpt_dir: Path) -> str | None:
-    """The stage checkpoint to resume: the readable one of `CHECKPOINT_NAMES` with the most steps (the newest on a
+def resume_checkpoint(ckpt_dir: Path) -> tuple[str, int] | None:
+    """(path, step) of the stage checkpoint to resume: the readable one of `CHECKPOINT_NAMES` with the most steps (the newest on a
     tie). An unreadable one is renamed `<name>.unreadable` with a message naming it and the one used instead; when
     none is readable, `UnreadableFile` names them all. Temporary files of interrupted writes are removed."""
     if ckpt_dir.is_dir():
@@ -331,7 +331,7 @@ def resume_checkpoint(ckpt_dir: Path) -> str | None:
     for path, err in bad:
         path.replace(path.with_name(path.name + ".unreadable"))
         print(f"warning: {err}; kept as {path.name}.unreadable, resuming from {best} (step {step})", file=sys.stderr)
-    return str(best)
+    return str(best), step
 
 
 def previous_geometry(experiment: DictConfig, name: str, run_dir: Path):
@@ -360,20 +360,23 @@ def previous_guidance_state(name: str, run_dir: Path) -> dict:
     return state
 
 
-def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerConfig, datamodule=None) -> None:
-    """Fit `system` in `stage_dir` (resuming its newest readable checkpoint), test it, write `done` (rank 0).
-    Ctrl-C raises `KeyboardInterrupt`, SIGTERM `Terminated`, both after a checkpoint and before `done`."""
+def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerConfig, datamodule=None,
+              resume: tuple[str, int] | None = None) -> None:
+    """Fit `system` in `stage_dir` (resuming `resume`, by default its newest readable checkpoint), test it, write
+    `done` (rank 0). Ctrl-C raises `KeyboardInterrupt`, SIGTERM `Terminated`, both after a checkpoint and before
+    `done`."""
     stop = GracefulStop()
     trainer = make_trainer(trainer_cfg, stage_dir, (stop,))
     last = stage_dir / "ckpts" / "last.ckpt"
-    resume = resume_checkpoint(stage_dir / "ckpts")
+    resume = resume or resume_checkpoint(stage_dir / "ckpts")
+    resume_path, start_step = resume if resume else (None, 0)
     if trainer.is_global_zero:
-        AppendingCSVLogger.keep_until(stage_dir / "logs" / "metrics.csv", checkpoint_step(Path(resume)) if resume else 0)
+        AppendingCSVLogger.keep_until(stage_dir / "logs" / "metrics.csv", start_step)
     hint = f"rerun with resume={stage_dir.parent} to continue from {stage_dir / 'ckpts'}"
     start = time.time()
     try:
         with stop.installed():
-            trainer.fit(system, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+            trainer.fit(system, datamodule=datamodule, ckpt_path=resume_path, weights_only=True)
     except SIGTERMException:  # Lightning's own handler (a SIGTERM before our callback took over)
         raise Terminated(f"terminated; {hint}") from None
     except SystemExit:  # Lightning turns a KeyboardInterrupt into sys.exit(1) after its checkpoint callbacks ran
@@ -382,7 +385,9 @@ def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerCo
         raise
     if trainer.interrupted:
         raise KeyboardInterrupt(f"interrupted; {hint}")
-    if not last.is_file() or checkpoint_step(last) != trainer.global_step:  # nothing was left to train
+    # a fit that trained wrote last.ckpt at its last step (`FinalCheckpoint`); one that had nothing left to train
+    # (resumed at max_steps from another checkpoint) writes it here
+    if trainer.global_step == start_step and (resume_path is None or Path(resume_path) != last):
         trainer.save_checkpoint(last)
     if trainer.received_sigterm:
         raise Terminated(f"terminated; {hint}")
@@ -432,9 +437,10 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     lora = {"lora": system_cfg.guidance.get("teacher_lora") or None,
             "lora_scale": float(system_cfg.guidance.get("teacher_lora_scale", 1.0))}
     system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg), dtype=dtype, **lora), stage_dir / "save")
-    fresh = resume_checkpoint(stage_dir / "ckpts") is None
+    resume = resume_checkpoint(stage_dir / "ckpts")
+    fresh = resume is None
     if stage.get("convert_from") and fresh:
         system.geometry.initialize_from(previous_geometry(experiment, stage.convert_from, stage_dir.parent))
     if stage.get("guidance_from") and fresh:
         system.guidance.load_state_dict(previous_guidance_state(stage.guidance_from, stage_dir.parent))
-    fit_stage(system, stage_dir, trainer_cfg, build(stage.data_type, stage.data, trainer_cfg.max_steps))
+    fit_stage(system, stage_dir, trainer_cfg, build(stage.data_type, stage.data, trainer_cfg.max_steps), resume)
