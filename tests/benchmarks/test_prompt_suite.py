@@ -57,25 +57,26 @@ def test_the_quick_plan_is_the_headline_stage_1_on_six_prompts():
     assert len(tasks) == 6 and not any(r.all_stages for r in runs.values())
 
 
-def scored(category, color=None, pattern=None, collapse=None, at_clamp=None):
+def scored(category, color=None, pattern=None, collapse=None, at_clamp=None, size=1.0):
     accuracy = {"category": category, **({"color": color} if color is not None else {}),
                 **({"pattern": pattern} if pattern is not None else {})}
     ratio = None if at_clamp is None else {"at_clamp": at_clamp, "h_std": 0.5, "h_p10": 0.6, "h_p90": 1.4}
-    return {"turntable": {"accuracy": accuracy, "collapse": collapse, "categories": [("vase", 30)]},
+    return {"turntable": {"accuracy": accuracy, "collapse": collapse, "categories": [("vase", 30)], "size": size},
             "ratio": ratio, "seconds": {"nerf": 100.0}}
 
 
 def test_the_summary_averages_colour_and_pattern_over_the_prompts_that_name_them():
     runs = [prompt_suite.Run("uniinstruct-fkl.yaml", p) for p in ("a vase", "a red mug", "a blue striped bowl")]
-    results = dict(zip(runs, [scored(1.0, at_clamp=0.0), scored(0.5, 1.0, collapse="filled", at_clamp=0.2),
-                              scored(0.7, 0.5, 0.0, at_clamp=0.1)]))
+    results = dict(zip(runs, [scored(1.0, at_clamp=0.0), scored(0.5, 1.0, collapse="filled", at_clamp=0.2, size=1.5),
+                              scored(0.7, 0.5, 0.0, at_clamp=0.1, size=0.8)]))
     s = prompt_suite.summary(results, runs)
     assert s["category"] == pytest.approx(2.2 / 3) and s["category_min"] == 0.5 and s["prompts_half"] == 3
     assert s["color"] == pytest.approx(0.75) and s["pattern"] == 0.0
     assert s["collapses"] == [("a red mug", "filled")] and s["at_clamp"] == pytest.approx(0.1)
+    assert s["size"] == pytest.approx(1.1) and s["size_max"] == 1.5
     table = prompt_suite.suite_tables(results, ["uniinstruct-fkl.yaml"], [r.prompt for r in runs])
-    assert "| uniinstruct-fkl | 73 % | 50 % | 3 / 3 | 75 % | 0 % | a red mug (filled) | 10 % |" in table
-    assert "| a red mug | 50/100 vase **filled** |" in table
+    assert "| uniinstruct-fkl | 73 % | 50 % | 3 / 3 | 75 % | 0 % | a red mug (filled) | 1.10× (1.50×) | 10 % |" in table
+    assert "| a red mug | 50/100 vase 1.50× **filled** |" in table
 
 
 def test_the_mesh_table_counts_the_targets_on_the_exported_meshes():
@@ -125,3 +126,11 @@ def test_the_mesh_picture_shows_each_mesh_in_its_tile(tmp_path):
             assert (r > 2 * b) if colour == "red" else (b > 2 * r), (row, col, view, (r, g, b))
     assert (sheet[46 + 16, 64 + 16] == 255).all()  # no fourth mesh: white
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_find_run_skips_a_directory_a_killed_run_left_without_its_config(tmp_path):
+    (tmp_path / "uniinstruct-fkl" / "t-s0@20261201-000001").mkdir(parents=True)
+    (tmp_path / "uniinstruct-fkl" / "t-s0@20261201-000001" / "config.yaml").write_text("name: x\n")
+    (tmp_path / "uniinstruct-fkl" / "t-s0@20261201-000002" / "nerf" / "ckpts").mkdir(parents=True)
+    assert prompt_suite.find_run(tmp_path, "t-s0") == tmp_path / "uniinstruct-fkl" / "t-s0@20261201-000001"
+    assert prompt_suite.find_run(tmp_path, "other") is None

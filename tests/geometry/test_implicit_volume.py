@@ -82,3 +82,24 @@ def test_isosurface_grid():
     assert grid.shape == (9, 9, 9)
     assert grid[4, 4, 4] > 9.9 and grid[0, 0, 0] < 1e-3
     assert torch.allclose(grid, grid.flip(0), atol=1e-5)  # the blob is symmetric
+
+
+def test_sphere_bound_zeroes_density_outside_and_keeps_it_inside():
+    """A raw density large everywhere (the box filled) survives inside the sphere and is zero outside."""
+    bounded, free = make_volume(sphere_radius=0.5, density_bias="none"), make_volume(density_bias="none")
+    for volume in (bounded, free):
+        torch.nn.init.zeros_(volume.density_network[-1].weight)
+        torch.nn.init.constant_(volume.density_network[-1].bias, 20.0)
+    direction = torch.nn.functional.normalize(torch.randn(64, 3, generator=torch.Generator().manual_seed(0)), dim=-1)
+    inside, edge, outside = direction * 0.47, direction * 0.49, direction * 0.51
+    assert torch.allclose(bounded.forward_density(inside), free.forward_density(inside))
+    assert torch.allclose(bounded.forward_density(edge), 0.5 * free.forward_density(edge), rtol=1e-4)
+    assert (bounded.forward_density(outside) == 0).all() and (free.forward_density(outside) > 19).all()
+    grid = bounded.isosurface_grid(16)   # marching cubes of stage 2 sees the bounded field too
+    corner = grid[0, 0, 0]
+    assert corner < 1e-6 and grid[8, 8, 8] > 19.0
+
+
+def test_sphere_bound_rejects_nonpositive_sizes():
+    with pytest.raises(ValueError, match="sphere_radius"):
+        make_volume(sphere_radius=0.0)

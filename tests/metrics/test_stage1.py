@@ -30,6 +30,14 @@ def test_a_nerf_that_fills_its_box_is_filled():
     assert stage1.collapse(band) is None
 
 
+def test_reference_coverage_is_the_largest_ground_truth_object_of_the_category():
+    """The ball (radius 0.5 in its widest variant) covers about half a frame at the eval framing, a cone (thin
+    top) much less; a closer camera makes the same object larger."""
+    ball, cone = stage1.reference_coverage("ball", 4), stage1.reference_coverage("cone", 4)
+    assert 0.4 < ball < 0.6 and cone < 0.6 * ball
+    assert stage1.reference_coverage("ball", 4, distance=1.0) > 1.3 * ball
+
+
 def test_a_nerf_that_vanished_is_vanished():
     assert stage1.collapse(torch.ones(3, 64, 64, 3)) == "vanished"
     assert stage1.collapse(frames_with_square(4)) == "vanished"  # 0.4 % of the frame

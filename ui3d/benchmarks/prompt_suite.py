@@ -86,8 +86,10 @@ class Run:
 
 # --- what a worker does (one CPU thread) -------------------------------------------------------------------
 def find_run(root: Path, tag: str) -> Path | None:
-    """The run directory `<root>/<name>/<tag>@<timestamp>` of a tag, if one was started."""
-    found = sorted(p for family in root.glob("*") if family.is_dir() for p in family.glob(f"{tag}@*"))
+    """The run directory `<root>/<name>/<tag>@<timestamp>` of a tag, if one was started (a directory without
+    `config.yaml`, left by a run killed before it began, is not one: it is started anew)."""
+    found = sorted(p for family in root.glob("*") if family.is_dir() for p in family.glob(f"{tag}@*")
+                   if (p / "config.yaml").is_file())
     return found[-1] if found else None
 
 
@@ -121,17 +123,22 @@ def turntable_frames(run_dir: Path) -> torch.Tensor:
 
 
 def score_turntable(run_dir: Path, prompt: str, frames: torch.Tensor) -> dict:
-    """Classifier scores, collapse and coverage of a run's stage-1 turntable `frames`."""
+    """Classifier scores, collapse, coverage and size ratio of a run's stage-1 turntable `frames`."""
     from omegaconf import OmegaConf
 
-    from ui3d.benchmarks.score_run import score_frames
-    from ui3d.metrics.stage1 import collapse, coverage
+    from ui3d.benchmarks.score_run import prompt_labels, score_frames
+    from ui3d.metrics.stage1 import collapse, coverage, reference_coverage
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     background = tuple(cfg.system.background.get("color", (1.0, 1.0, 1.0)))
     scores = score_frames(frames, prompt)
     cover, border = coverage(frames, background)
-    return {**scores, "collapse": collapse(frames, background), "coverage": cover, "border": border}
+    data = cfg.get("data", {})
+    reference = reference_coverage(prompt_labels(prompt)["category"], len(frames), data.get("eval_elevation_deg", 15.0),
+                                   data.get("eval_camera_distance", 1.3), data.get("eval_fovy_deg", 55.0),
+                                   frames.shape[1])
+    return {**scores, "collapse": collapse(frames, background), "coverage": cover, "border": border,
+            "size": cover / reference}
 
 
 def ratio_scores(run_dir: Path) -> dict | None:
@@ -213,6 +220,10 @@ def _percent(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f} %"
 
 
+def _size(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}×"
+
+
 def config_name(config: str) -> str:
     return Path(config).stem
 
@@ -234,6 +245,8 @@ def summary(results: dict[Run, dict], runs: list[Run]) -> dict:
             "prompts_half": sum(a.get("category", 0.0) >= 0.5 for a in acc), "prompts": len(acc),
             "collapses": [(r.prompt, results[r]["turntable"]["collapse"]) for r in runs
                           if results[r]["turntable"]["collapse"]],
+            "size": mean(s["turntable"].get("size") for s in scored),
+            "size_max": max((s["turntable"]["size"] for s in scored if "size" in s["turntable"]), default=None),
             "at_clamp": mean(x["at_clamp"] for x in ratio), "h_std": mean(x["h_std"] for x in ratio),
             "h_p10": mean(x["h_p10"] for x in ratio), "h_p90": mean(x["h_p90"] for x in ratio),
             "seconds": mean(s["seconds"].get("nerf") for s in scored)}
@@ -250,9 +263,9 @@ def suite_tables(results: dict[Run, dict], configs: list[str], prompts: list[str
                                                       f"({s['h_p10']:.2f}–{s['h_p90']:.2f})")
         rows.append(f"| {config_name(config)} | {_percent(s['category'])} | {_percent(s['category_min'])} "
                     f"| {s['prompts_half']} / {s['prompts']} | {_percent(s['color'])} | {_percent(s['pattern'])} "
-                    f"| {collapsed} | {ratio} | {s['seconds']:.0f} |")
+                    f"| {collapsed} | {_size(s['size'])} ({_size(s['size_max'])}) | {ratio} | {s['seconds']:.0f} |")
     head = ("| config | category (mean) | category (worst prompt) | prompts ≥ 50 % category | colour | pattern "
-            "| collapses | steps at a clamp | h(r) sd (p10–p90) | stage-1 s |\n|" + " --- |" * 10)
+            "| collapses | size ratio (max) | steps at a clamp | h(r) sd (p10–p90) | stage-1 s |\n|" + " --- |" * 11)
     per_prompt = ["| prompt | " + " | ".join(config_name(c) for c in configs) + " |",
                   "|" + " --- |" * (len(configs) + 1)]
     for prompt in prompts:
@@ -262,11 +275,12 @@ def suite_tables(results: dict[Run, dict], configs: list[str], prompts: list[str
             acc = t["accuracy"]
             cell = "/".join(_pct(acc[k]) for k in ("category", "color", "pattern") if k in acc)
             top = t["categories"][0][0]
-            cells.append(f"{cell} {top}" + (f" **{t['collapse']}**" if t["collapse"] else ""))
+            cells.append(f"{cell} {top} {_size(t.get('size'))}" + (f" **{t['collapse']}**" if t["collapse"] else ""))
         per_prompt.append(f"| {prompt} | " + " | ".join(cells) + " |")
     return "\n".join([head, *rows, "", "Per prompt: % of the 30 stage-1 turntable frames classified as the "
                       "prompt's category / colour / pattern (what the prompt names), then the most frequent "
-                      "category.", "", *per_prompt])
+                      "category, then the size ratio (the NeRF's silhouette over the largest ground-truth object's of that category, "
+                      "at the same framing).", "", *per_prompt])
 
 
 def mesh_table(results: dict[Run, dict]) -> str:

@@ -4,6 +4,12 @@
 An encoding (tri-plane, dense grid or hash grid; `ui3d.geometry.encodings`) feeds two small MLPs, one for the
 raw density and one for three albedo features. The density starts as Magic3D's blob (threestudio's
 `blob_magic3d`): raw density + scale·(1 − ‖x‖/std), so training begins from a ball of radius `std`.
+
+`sphere_radius` bounds the object, not only the box: the density fades to zero outside the origin-centred sphere
+of that radius (a linear ramp over the last `sphere_edge` inside it; exactly zero beyond, however dense the
+field). The embedded teacher has only seen objects that fit the
+sphere of radius 0.5 (`ui3d.teachers.embedded.shapes.RADIUS`), so density beyond it can only be wrong; without the
+bound every guidance grows objects into the box's corners and faces (issue #12's prompt suite).
 """
 
 from __future__ import annotations
@@ -88,6 +94,11 @@ class ImplicitVolume(nn.Module):
         """Radius (world units) where the blob bias crosses zero."""
         density_activation: str = "softplus"
         """`softplus`, `exp` or `trunc_exp`."""
+        sphere_radius: float | None = None
+        """Density fades to zero outside the origin-centred sphere of this radius (world units); None: the box
+        alone bounds it (threestudio)."""
+        sphere_edge: float = 0.02
+        """Width of that fade: σ is multiplied by clamp((sphere_radius − ‖x‖)/sphere_edge, 0, 1)."""
         normal_type: str = "finite_difference"
         """`finite_difference` (forward differences, threestudio's default) or `analytic` (autograd)."""
         finite_difference_eps: float = 0.01
@@ -102,6 +113,8 @@ class ImplicitVolume(nn.Module):
             raise ValueError("normal_type must be 'finite_difference' or 'analytic'")
         if cfg.density_bias not in ("blob", "none"):
             raise ValueError("density_bias must be 'blob' or 'none'")
+        if cfg.sphere_radius is not None and not (0 < cfg.sphere_radius and 0 < cfg.sphere_edge):
+            raise ValueError("sphere_radius and sphere_edge must be positive (or sphere_radius null: no bound)")
         self.encoding = make_encoding(
             cfg.encoding, n_features=cfg.n_features, triplane_resolution=cfg.triplane_resolution,
             triplane_reduce=cfg.triplane_reduce, grid_resolution=cfg.grid_resolution, hash_levels=cfg.hash_levels,
@@ -123,7 +136,11 @@ class ImplicitVolume(nn.Module):
         return self.cfg.density_blob_scale * (1.0 - norm / self.cfg.density_blob_std)
 
     def _activate(self, raw: Tensor, points: Tensor) -> Tensor:
-        return DENSITY_ACTIVATIONS[self.cfg.density_activation](raw + self.density_bias(points))
+        density = DENSITY_ACTIVATIONS[self.cfg.density_activation](raw + self.density_bias(points))
+        if self.cfg.sphere_radius is None:
+            return density
+        norm = points.norm(dim=-1, keepdim=True)
+        return density * ((self.cfg.sphere_radius - norm) / self.cfg.sphere_edge).clamp(0.0, 1.0)
 
     def forward_density(self, points: Tensor) -> Tensor:
         """Activated density σ [N, 1] of world points [N, 3]."""
