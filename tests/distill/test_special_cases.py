@@ -63,17 +63,26 @@ def test_f_distill_weights_the_dmd_gradient_by_h_of_r():
     torch.testing.assert_close(g_f, r[:, None, None, None] * g_d)
 
 
-def test_chi2_paper_form_is_only_the_di_term():
-    """C1 ≡ 0 for χ²: the paper's loss is its DI-type term alone; for the KL family C2 ≡ 0 leaves SIM alone."""
+def test_paper_form_is_a_pure_di_term_for_chi2_and_a_pure_sim_term_for_the_kl_family():
+    """χ² has C1 ≡ 0, so its paper loss is the DI-type term x_t·SG(C2‖δ‖²δ) alone: cubic in δ, and blind to the
+    networks' input gradients (everything but x_t is stopped). The KL family has C2 ≡ 0, so theirs is the SIM
+    term C1 δ·(c − s_p) alone: linear in δ, with gradients through the networks' inputs."""
     inputs = batch(3)
-    full = grad_of(losses.uniinstruct, inputs, divergence="chi2", form="paper")
-    di_only = grad_of(losses.uniinstruct, inputs, divergence="chi2", form="paper", lambda_sim=0.0)
-    assert full[1].abs().max() > 0
-    torch.testing.assert_close(full, di_only)
+
+    def paper_grad(name: str, k: float = 1.0, cut_networks: bool = False):
+        d_fake = inputs["d_fake"].detach() if cut_networks else inputs["d_fake"]
+        d_teacher = inputs["d_teacher"].detach() if cut_networks else inputs["d_teacher"]
+        scaled = {**inputs, "d_fake": d_fake, "d_teacher": d_fake + k * (d_teacher - d_fake)}  # δ → kδ
+        return grad_of(losses.uniinstruct, scaled, divergence=name, form="paper")[1]
+
+    chi2 = paper_grad("chi2")
+    assert chi2.abs().max() > 0
+    torch.testing.assert_close(paper_grad("chi2", k=2.0), 8 * chi2)
+    torch.testing.assert_close(paper_grad("chi2", cut_networks=True), chi2)
     for name in ("fkl", "rkl", "jkl"):
-        full = grad_of(losses.uniinstruct, inputs, divergence=name, form="paper")
-        sim_only = grad_of(losses.uniinstruct, inputs, divergence=name, form="paper", lambda_di=0.0)
-        torch.testing.assert_close(full, sim_only)
+        sim = paper_grad(name)
+        torch.testing.assert_close(paper_grad(name, k=2.0), 2 * sim)
+        assert (paper_grad(name, cut_networks=True) - sim).norm() > 0.1 * sim.norm()
 
 
 def test_exact_form_gradient_flows_through_the_ratio_unless_detached():
@@ -122,20 +131,23 @@ def test_gan_losses():
     assert torch.isclose(g_loss, torch.nn.functional.softplus(-logit).mean())
 
 
-def test_bce_discriminator_optimum_is_log_ratio():
-    """Minimising the BCE loss over a free logit per point gives logit = log(q/p) (Theorem A.1)."""
-    q, p = torch.tensor([0.7, 0.2, 0.1]), torch.tensor([0.2, 0.3, 0.5])
-    logit = torch.zeros(3, requires_grad=True)
-    opt = torch.optim.LBFGS([logit], max_iter=200)
+def test_gan_discriminator_optimum_is_log_ratio():
+    """Minimising `gan_discriminator` over a free logit per point, with real samples drawn from q and fake ones
+    from p (each point repeated in proportion to its mass), gives logit = log(q/p) (Theorem A.1)."""
+    q, p = torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64), torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    real = torch.repeat_interleave(torch.arange(3), (q * 10).round().long())
+    fake = torch.repeat_interleave(torch.arange(3), (p * 10).round().long())
+    logit = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([logit], max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-14)
 
     def closure():
         opt.zero_grad()
-        loss = (q * torch.nn.functional.softplus(-logit) + p * torch.nn.functional.softplus(logit)).sum()
+        loss, _ = losses.gan_discriminator(logit[real], logit[fake])
         loss.backward()
         return loss
 
     opt.step(closure)
-    torch.testing.assert_close(logit.detach(), (q / p).log(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logit.detach(), (q / p).log(), atol=1e-6, rtol=1e-6)
 
 
 def test_dsm_trains_a_network_to_the_posterior_mean():

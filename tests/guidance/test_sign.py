@@ -3,42 +3,8 @@ a free render toward that image (DreamFusion's mode seeking, ProlificDreamer's a
 difference). The fake score is the exact one of a point-mass student at the current render: D_p = x_0."""
 import pytest
 import torch
-from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel, UNet2DConditionOutput
 
-from tests.guidance.helpers import cameras, make_guidance, prompt_embeds
-from tests.tiny_models import tiny_embedded_config
-from ui3d.teachers.embedded import model as embedded
-from ui3d.teachers.teacher import DiffusionTeacher
-
-
-class TargetUNet(UNet2DConditionModel):
-    """A tiny real UNet (so hooks, LoRA and the class embedding all run) whose output is replaced by the ε of a
-    known denoiser: D = `target` for the teacher, D = `fake_target` in fake-score calls (class labels given)."""
-
-    target: torch.Tensor
-    fake_target: torch.Tensor
-    alphas_cumprod: torch.Tensor
-
-    def forward(self, sample, timestep, encoder_hidden_states, class_labels=None, **kwargs):
-        out = super().forward(sample, timestep, encoder_hidden_states, class_labels=class_labels, **kwargs)
-        ac = self.alphas_cumprod[timestep.long()].float().view(-1, 1, 1, 1)
-        target = self.target if class_labels is None else self.fake_target
-        eps = (sample - ac.sqrt() * target) / (1 - ac).sqrt()
-        return UNet2DConditionOutput(sample=eps + 0 * out.sample)
-
-
-def analytic_teacher() -> tuple[DiffusionTeacher, TargetUNet]:
-    torch.manual_seed(0)
-    cfg, tok = tiny_embedded_config(), embedded.build_tokenizer()
-    scheduler = embedded.build_scheduler(cfg)
-    unet = TargetUNet.from_config(embedded.build_unet(cfg).config)
-    unet.alphas_cumprod = scheduler.alphas_cumprod
-    teacher = DiffusionTeacher(unet, scheduler, embedded.build_text_encoder(tok, cfg), tok, name="analytic")
-    return teacher.requires_grad_(False).eval(), unet
-
-
-def to_x0(rgb: torch.Tensor) -> torch.Tensor:
-    return rgb.permute(0, 3, 1, 2) * 2 - 1
+from tests.guidance.helpers import analytic_teacher, cameras, make_guidance, prompt_embeds, to_x0
 
 
 @pytest.mark.parametrize("name", ["sds", "vsd", "uniinstruct"])

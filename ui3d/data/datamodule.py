@@ -12,6 +12,7 @@ from ui3d import register
 from ui3d.data.cameras import CameraBatch, CameraConfig, orbit_cameras, sample_cameras
 from ui3d.renderers.rasterizer import get_rays
 from ui3d.renderers.shading import camera_light
+from ui3d.training import mix_seed
 
 
 @dataclass
@@ -110,7 +111,7 @@ class RandomCameraDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         step = self.start + index  # DDP: rank r of w renders the views of stream item step * w + r
-        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * self.world_size + self.rank)
+        g = torch.Generator().manual_seed(mix_seed(self.cfg.seed, step * self.world_size + self.rank))
         cams = sample_cameras(self.cfg.batch_size, self.camera_cfg, g)
         return camera_batch(cams, light_positions(cams, self.cfg, g), self.cfg.height, self.cfg.width)
 

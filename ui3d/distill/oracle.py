@@ -28,8 +28,12 @@ def student(theta: torch.Tensor) -> GaussianMixture:
     return GaussianMixture.gaussian(theta[:1], theta[1])
 
 
+def _grid() -> torch.Tensor:
+    return torch.linspace(-14, 14, 28001, dtype=torch.float64)[:, None]
+
+
 def _grid_integral(fn) -> float:
-    x = torch.linspace(-14, 14, 28001, dtype=torch.float64)[:, None]
+    x = _grid()
     return float(torch.trapezoid(fn(x), x[:, 0]))
 
 
@@ -48,6 +52,37 @@ def d_f(theta: torch.Tensor, div: Divergence, alpha: float, sigma: float) -> flo
     """D_f(q_t || p_θ,t) = ∫ p f(q/p)."""
     p, q = student(theta).noised(alpha, sigma), TEACHER.noised(alpha, sigma)
     return _grid_integral(lambda x: torch.exp(p.log_prob(x)) * div.f(torch.exp(q.log_prob(x) - p.log_prob(x))))
+
+
+def frozen_surrogate(theta: torch.Tensor, terms, alpha: float, sigma: float) -> float:
+    """E over (z, eps) of a per-time surrogate (score units) whose networks and weights are frozen at THETA0 but
+    evaluated at x_t = alpha (μ + s z) + sigma eps, θ = (μ, s), as an integral over the marginal p_θ,t alone:
+
+        L = SG(w_d) δ² + SG(w_a) δ (c − s_0) + x_t SG(b + e c),   δ = s_q − s_0,  c = −eps/sigma,
+
+    with w_d, w_a, b, e functions of x_t given by `terms(s_q, s_0, r)` (r the frozen q_t/p_t). By E[c | x_t] = s_θ
+    (Tweedie), SG(w) g′ = (w g)′ − w′ g, and x_t SG(field) having the gradient of the field's potential (1-D),
+
+        E[L](θ) = E_{p_θ,t}[w_d δ² + w_a δ (s_θ − s_0) + B + E s_θ],
+        B′ = b − w_d′ δ² + w_a′ δ s_0,   E′ = e − w_a′ δ,
+
+    whose θ-derivative at THETA0 is the surrogate's expected gradient, found without the loss code.
+    """
+    x = _grid().requires_grad_(True)
+    q, p0 = TEACHER.noised(alpha, sigma), student(torch.tensor(THETA0, dtype=torch.float64)).noised(alpha, sigma)
+    s_q, s_0 = q.score(x)[:, 0], p0.score(x)[:, 0]
+    w_d, w_a, b, e = (torch.as_tensor(v, dtype=torch.float64).expand(len(x))
+                      for v in terms(s_q, s_0, torch.exp(q.log_prob(x) - p0.log_prob(x))))
+    dw_d, dw_a = (torch.autograd.grad(w.sum(), x, retain_graph=True)[0][:, 0] if w.requires_grad
+                  else torch.zeros_like(w) for w in (w_d, w_a))
+    delta = s_q - s_0
+    big_b, big_e = (torch.cat([f.new_zeros(1), torch.cumulative_trapezoid(f, x[:, 0])]).detach()
+                    for f in (b - dw_d * delta**2 + dw_a * delta * s_0, e - dw_a * delta))
+    x, s_0, delta, w_d, w_a = (v.detach() for v in (x, s_0, delta, w_d, w_a))
+    p = student(theta).noised(alpha, sigma)
+    s_theta = p.score(x)[:, 0]
+    integrand = w_d * delta**2 + w_a * delta * (s_theta - s_0) + big_b + big_e * s_theta
+    return float(torch.trapezoid(torch.exp(p.log_prob(x)) * integrand, x[:, 0]))
 
 
 def finite_difference(fn, theta0=THETA0, eps: float = 1e-5) -> torch.Tensor:

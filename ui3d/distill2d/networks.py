@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from ui3d.diffusion.denoiser import to_denoised
-from ui3d.guidance.discriminator import build_head, capture_mid_block, mid_block_channels
+from ui3d.diffusion.unet_encoder import mid_block_features
+from ui3d.guidance.discriminator import build_head, mid_block_channels
 
 
 class _Scheduled(nn.Module):
@@ -76,15 +77,21 @@ class UNetDenoiser(_Scheduled):
         super().__init__(alphas_cumprod)
         self.unet, self.prediction_type = unet, prediction_type
 
+    @staticmethod
+    def _condition(cond) -> dict:
+        """`cond` as the UNet's keyword: text embeddings (floating) or class labels."""
+        if cond is None:
+            return {}
+        return {"encoder_hidden_states" if cond.is_floating_point() else "class_labels": cond}
+
     def forward(self, x_t: Tensor, t: Tensor, cond=None) -> Tensor:
-        kwargs = {}
-        if cond is not None and cond.is_floating_point():
-            kwargs["encoder_hidden_states"] = cond
-        elif cond is not None:
-            kwargs["class_labels"] = cond
-        out = self.unet(x_t, t, **kwargs).sample
+        out = self.unet(x_t, t, **self._condition(cond)).sample
         alpha, sigma = self.alpha_sigma(t)
         return to_denoised(out, x_t, alpha, sigma, self.prediction_type)
+
+    def encoder_features(self, x_t: Tensor, t: Tensor, cond=None) -> Tensor:
+        """The UNet's mid-block output for the `forward` call with these inputs (the decoder is not run)."""
+        return mid_block_features(self.unet, x_t, t, **self._condition(cond))
 
 
 class OneStepGenerator(nn.Module):
@@ -106,7 +113,7 @@ class OneStepGenerator(nn.Module):
 
 class FeatureDiscriminator(nn.Module):
     """A head on the mid-block features of a UNet denoiser (the teacher's by default, or the fake score's), or
-    the parameter-free channel mean; the UNet call stops after its mid block."""
+    the parameter-free channel mean; only the UNet's encoder runs."""
 
     def __init__(self, kind: str, source: UNetDenoiser):
         super().__init__()
@@ -114,8 +121,5 @@ class FeatureDiscriminator(nn.Module):
         self._source = [source]  # not a submodule: the teacher's or fake score's weights are not the head's
 
     def forward(self, x_t: Tensor, t: Tensor, cond=None) -> Tensor:
-        source = self._source[0]
-        with capture_mid_block(source.unet, stop=True) as feats:
-            source(x_t, t, cond)
-        return self.head(feats[0])
+        return self.head(self._source[0].encoder_features(x_t, t, cond))
 

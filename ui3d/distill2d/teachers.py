@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ui3d import files, register
 from ui3d.diffusion.samplers import ddim
 from ui3d.diffusion.schedules import VPDiscrete
+from ui3d.diffusion.weighting import truncated_snr_weight
 from ui3d.distill import losses
 from ui3d.guidance.real_pool import DEFAULT_CACHE_DIR
 from ui3d.distill2d.networks import FeatureDiscriminator, MLPDenoiser, MLPDiscriminator, UNetDenoiser
@@ -149,8 +150,7 @@ def _fitted_mlp(key: tuple, mixture: GaussianMixture, alphas_cumprod: Tensor, hi
         t = torch.randint(0, n, (512,), generator=g)
         alpha, sigma = net.alpha_sigma(t)
         x_t = alpha[:, None] * x0 + sigma[:, None] * torch.randn(x0.shape, generator=g)
-        snr = alpha**2 / sigma**2
-        loss, _ = losses.dsm(net(x_t, t), x0, weight=snr.clamp(max=5) + 1)
+        loss, _ = losses.dsm(net(x_t, t), x0, weight=truncated_snr_weight(alpha**2 / sigma**2))
         for group in opt.param_groups:
             group["lr"] = 2e-3 * (1 - step / steps) + 1e-4
         opt.zero_grad(set_to_none=True)

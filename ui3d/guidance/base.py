@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from ui3d.diffusion.denoiser import expand_like
+from ui3d.diffusion.weighting import paper_time_weight
 from ui3d.distill.objective import DistillObjective
 from ui3d.schedule import scheduled
 from ui3d.teachers.teacher import DiffusionTeacher
@@ -224,8 +225,7 @@ class BaseGuidance:
         """The configured `DistillObjective` (one of `ui3d.distill.losses`) on the noised render."""
         schedule = self.teacher.schedule
         n = schedule.num_train_timesteps
-        span = max(int(self.max_step_percent * n) - int(self.min_step_percent * n), 1)
-        time_weight = 0.5 * schedule.g2(noised.t).to(noised.x0) * span  # ½ g²(t) / p(t), t uniform on the span
+        time_weight = paper_time_weight(schedule, noised.t, self.min_step_percent, self.max_step_percent, noised.x0)
         return self.current_objective()(noised.x0, noised.x_t, noised.alpha_t, noised.sigma_t, d_teacher, d_fake,
                               logit=logit, t=noised.t.float() / n, time_weight=time_weight)
 

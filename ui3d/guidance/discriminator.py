@@ -3,8 +3,8 @@ noised samples, trained with BCE (real → 1, render → 0) so that at its optim
 
 Features come from the teacher UNet (default; f-distill found the frozen teacher better), from the LoRA fake
 score (SiDA/DMD2 style), or the head is the parameter-free channel mean of the bottleneck (public Uni-Instruct
-code). `capture_mid_block` reads them from any UNet call, and can stop the call there (real images need no
-decoder pass).
+code). `capture_mid_block` reads them from a full UNet call (the generator's, which needs the denoiser too);
+real images need no decoder pass and go through `DiffusionTeacher.encoder_features` instead.
 """
 from __future__ import annotations
 
@@ -15,28 +15,19 @@ from torch import Tensor, nn
 KINDS = ("teacher", "fake", "channel-mean")
 
 
-class _StopForward(Exception):
-    """Raised by the capture hook to end a UNet call after its mid block."""
-
-
 @contextmanager
-def capture_mid_block(unet: nn.Module, stop: bool = False):
-    """Collect the UNet mid block's outputs [B, C, h, w] of the calls made inside; `stop` ends each call there
-    (the enclosed block is then left at the first call)."""
+def capture_mid_block(unet: nn.Module):
+    """Collect the UNet mid block's outputs [B, C, h, w] of the calls made inside."""
     if getattr(unet, "mid_block", None) is None:
         raise ValueError("the discriminator reads the UNet's mid block; this UNet has none (mid_block_type=None)")
     features: list[Tensor] = []
 
     def hook(_module, _inputs, output):
         features.append(output[0] if isinstance(output, tuple) else output)
-        if stop:
-            raise _StopForward
 
     handle = unet.mid_block.register_forward_hook(hook)
     try:
         yield features
-    except _StopForward:
-        pass
     finally:
         handle.remove()
 

@@ -90,6 +90,11 @@ class FakeScore:
         with self.active(), (nullcontext() if trainable else frozen(self.parameters())):
             return self.teacher.denoise(x_t, t, text, class_labels=camera)
 
+    def encoder_features(self, x_t: Tensor, t: Tensor, text: Tensor, camera: Tensor) -> Tensor:
+        """The fake score's mid-block output for the `denoise` call with these inputs (the decoder is not run)."""
+        with self.active():
+            return self.teacher.encoder_features(x_t, t, text, class_labels=camera)
+
 
 class FakeScoreGuidance(BaseGuidance):
     """A guidance that owns a `FakeScore` trained on its own detached renders (VSD and Uni-Instruct)."""

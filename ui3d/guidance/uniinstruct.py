@@ -153,16 +153,13 @@ class UniInstructGuidance(FakeScoreGuidance):
 
     @torch.no_grad()
     def real_features(self, t: Tensor, prompt_embeds, c2w: Tensor) -> Tensor:
-        """Mid-block features of noised real images at the renders' t (the UNet call stops at the mid block)."""
+        """Mid-block features of noised real images at the renders' t (the UNet's encoder only)."""
         reals = self.pool.sample(prompt_embeds.prompts, getattr(prompt_embeds, "directions", None))
         noised = self.noise(self.teacher.encode_images(reals), t)
-        with capture_mid_block(self.teacher.unet, stop=True) as features:
-            if self.cfg.discriminator == "fake":
-                camera = self.fake.camera_condition(c2w)
-                self.fake.denoise(noised.x_t, t, self.plain_text(prompt_embeds), camera)
-            else:
-                self.teacher.denoise(noised.x_t, t, self.teacher_text(prompt_embeds)[0])
-        return features[0]
+        if self.cfg.discriminator == "fake":
+            camera = self.fake.camera_condition(c2w)
+            return self.fake.encoder_features(noised.x_t, t, self.plain_text(prompt_embeds), camera)
+        return self.teacher.encoder_features(noised.x_t, t, self.teacher_text(prompt_embeds)[0])
 
     def disc_loss(self, fake_features: Tensor, t: Tensor, prompt_embeds, c2w: Tensor) -> tuple[Tensor, dict]:
         """BCE of the head on real (→ 1) vs detached render (→ 0) features at the same t."""

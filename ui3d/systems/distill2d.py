@@ -28,12 +28,14 @@ from torch import Tensor, nn
 
 from ui3d import files, find, register
 from ui3d.config import ConfigError, TrainerConfig, build, parse_structured
+from ui3d.diffusion.weighting import paper_time_weight, truncated_snr_weight
 from ui3d.distill import losses
 from ui3d.distill.objective import DistillObjective
 from ui3d.export.images import to_uint8
 from ui3d.guidance.base import frozen
 from ui3d.distill2d.networks import OneStepGenerator
 from ui3d.systems.runner import all_reduce_grads, fit_stage, stage_done, write_rank_checksums
+from ui3d.training import ema_decay, ema_update, mix_seed
 
 
 @dataclass
@@ -73,7 +75,7 @@ class Distill2DConfig:
 
 def _rng(seed: int, step: int, stream: int) -> torch.Generator:
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 7 + stream) * 1009 + rank)
+    return torch.Generator().manual_seed((mix_seed(seed, step) * 7 + stream) * 1009 + rank)
 
 
 def find_checkpoint(path: str) -> Path:
@@ -139,9 +141,7 @@ class Distill2DSystem(L.LightningModule):
 
     def time_weight(self, t: Tensor) -> Tensor:
         """½ g²(t) / p(t) for the `paper` weighting (t uniform on the configured span)."""
-        n = self.teacher.schedule.num_train_timesteps
-        span = max(int(self.cfg.max_step_percent * n) - int(self.cfg.min_step_percent * n), 1)
-        return 0.5 * self.teacher.schedule.g2(t) * span
+        return paper_time_weight(self.teacher.schedule, t, self.cfg.min_step_percent, self.cfg.max_step_percent)
 
     # --- training -----------------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -184,8 +184,8 @@ class Distill2DSystem(L.LightningModule):
                 logs.update({"loss_disc": loss_d, **stats})
             if self.fake is not None:
                 t, alpha, sigma, x_t = self.noise(x_fake, g)
-                snr = (alpha / sigma).flatten() ** 2
-                loss_f, _ = losses.dsm(self.fake(x_t, t, cond), x_fake, weight=snr.clamp(max=5) + 1)
+                weight = truncated_snr_weight((alpha / sigma).flatten() ** 2)
+                loss_f, _ = losses.dsm(self.fake(x_t, t, cond), x_fake, weight=weight)
                 self._step(opt_f, loss_f, self._trainable(self.fake), raw=True)
                 logs["loss_fake"] = loss_f
         g = _rng(cfg.seed, step, 0)
@@ -199,10 +199,7 @@ class Distill2DSystem(L.LightningModule):
         out = self.current_objective()(x0, x_t, alpha.flatten(), sigma.flatten(), d_teacher, d_fake, logit=logit,
                                        t=t.float() / n, time_weight=self.time_weight(t))
         self._step(opt_g, out["loss"], self._trainable(self.generator), raw=False)
-        with torch.no_grad():
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(self.ema.parameters(), self.generator.parameters()):
-                e.lerp_(p, 1 - decay)
+        ema_update(self.ema.parameters(), self.generator.parameters(), ema_decay(cfg.ema_decay, step))
         logs.update({k: v for k, v in out.items() if v.dim() == 0})
         for key, value in logs.items():
             self.log(f"train/{key}", float(value.detach()), prog_bar=key in ("loss", "loss_fake"))

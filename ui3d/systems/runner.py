@@ -34,6 +34,7 @@ import torch.distributed as dist
 
 from ui3d import files
 from ui3d.config import ConfigError, TrainerConfig, build, parse_structured, stage_block
+from ui3d.training import mix_seed
 
 CHECKPOINT_NAMES = ("interrupted.ckpt", "last.ckpt", "latest.ckpt")
 """What a stage's `ckpts/` may hold: written on an exception / at the end and every `checkpoint_every` steps /
@@ -102,7 +103,7 @@ class RandomStates(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.world_size > 1:  # DDP: each rank draws its own noise, a function of seed, step and rank
             seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-            L.seed_everything(((seed * 1_000_003 + trainer.global_step) * 1009 + trainer.global_rank) % 2**32,
+            L.seed_everything((mix_seed(seed, trainer.global_step) * 1009 + trainer.global_rank) % 2**32,
                               verbose=False)
         elif self.state is not None:
             _set_rng_state(self.state)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ui3d.diffusion.denoiser import classifier_free_guidance
 from ui3d.diffusion.denoiser import to_denoised
 from ui3d.diffusion.schedules import VPDiscrete
+from ui3d.diffusion.unet_encoder import mid_block_features
 
 
 class PromptError(ValueError):
@@ -89,13 +90,23 @@ class DiffusionTeacher(nn.Module):
         encoder_device = next(self.text_encoder.parameters()).device  # the UNet's, or the CPU when offloaded
         return self.text_encoder(tokens.input_ids.to(encoder_device))[0].to(self.device)
 
+    def _unet_inputs(self, x_t: Tensor, t: Tensor, text_emb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(x_t, t, text) as the UNet takes them: its dtype and device, one timestep per sample."""
+        t = t.to(self.device).expand(x_t.shape[0]) if t.dim() == 0 else t.to(self.device)
+        return x_t.to(self.unet.dtype), t, text_emb.to(self.unet.dtype)
+
     def denoise(self, x_t: Tensor, t: Tensor, text_emb: Tensor, **unet_kwargs) -> Tensor:
         """D(x_t, t) in the one denoiser convention; gradients flow through x_t (and any trainable adapters)."""
-        t = t.to(self.device).expand(x_t.shape[0]) if t.dim() == 0 else t.to(self.device)
-        out = self.unet(x_t.to(self.unet.dtype), t, encoder_hidden_states=text_emb.to(self.unet.dtype),
-                        **unet_kwargs).sample
+        x, t, text = self._unet_inputs(x_t, t, text_emb)
+        out = self.unet(x, t, encoder_hidden_states=text, **unet_kwargs).sample
         alpha, sigma = self.schedule.alpha_sigma(t)
         return to_denoised(out.to(x_t.dtype), x_t, alpha.to(x_t), sigma.to(x_t), self.prediction_type)
+
+    def encoder_features(self, x_t: Tensor, t: Tensor, text_emb: Tensor, **unet_kwargs) -> Tensor:
+        """The UNet's mid-block output [B, C, h, w] for the `denoise` call with these inputs (the decoder is not
+        run): the discriminators' features."""
+        x, t, text = self._unet_inputs(x_t, t, text_emb)
+        return mid_block_features(self.unet, x, t, encoder_hidden_states=text, **unet_kwargs)
 
     def denoise_cfg(self, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, guidance_scale: float) -> Tensor:
         """Classifier-free guided D, both branches in one batched forward (CFG on the teacher only)."""

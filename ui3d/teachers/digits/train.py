@@ -19,9 +19,11 @@ import torch
 
 from ui3d.data.mnist import load_mnist
 from ui3d.diffusion.denoiser import from_denoised
+from ui3d.diffusion.weighting import truncated_snr_weight
 from ui3d.teachers.digits import model as M
 from ui3d.teachers.loader import DIGITS_DIR
 from ui3d.teachers.training import run
+from ui3d.training import ema_decay, ema_update, mix_seed
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,14 +68,14 @@ class Trainer:
         k = torch.arange(step * size, (step + 1) * size)
         epoch, idx = k // n, k % n
         for e in epoch.unique().tolist():
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.args.seed * 1_000_003 + e))
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(mix_seed(self.args.seed, e)))
             idx[epoch == e] = perm[idx[epoch == e]]
-        g = torch.Generator().manual_seed(self.args.seed * 3_000_017 + step)
+        g = torch.Generator().manual_seed(mix_seed(self.args.seed, step, stride=3_000_017))
         drop = torch.rand(size, generator=g) < self.args.label_dropout
         return self.images[idx], torch.where(drop, M.NULL_LABEL, self.labels[idx])
 
     def loss(self, x0: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.args.seed * 7_000_003 + step)
+        g = torch.Generator().manual_seed(mix_seed(self.args.seed, step, stride=7_000_003))
         t = torch.randint(0, self.cfg.num_train_timesteps, (len(x0),), generator=g)
         eps = torch.randn(x0.shape, generator=g)
         ac = self.alphas_cumprod[t][:, None, None, None]
@@ -81,10 +83,7 @@ class Trainer:
         x_t = alpha * x0 + sigma * eps
         pred = self.unet(x_t, t, class_labels=labels).sample
         target = from_denoised(x0, x_t, alpha, sigma, self.cfg.prediction_type)
-        # Truncated SNR+1 weighting on the D error (Salimans & Ho 2022), divided by the v-loss's own scale
-        # ||v err||² = (snr+1) ||D err||²: plain v-loss at high noise, capped at low noise.
-        snr = (ac / (1 - ac)).flatten()
-        weight = (torch.clamp(snr, max=5.0) + 1) / (snr + 1)
+        weight = truncated_snr_weight((ac / (1 - ac)).flatten(), "v_prediction")
         return (weight * ((pred - target) ** 2).mean(dim=(1, 2, 3))).mean()
 
     def train_step(self) -> float:
@@ -96,10 +95,8 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
         self.opt.step()
-        decay = min(self.args.ema, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            for k, v in self.unet.state_dict().items():
-                self.ema[k].lerp_(v, 1 - decay) if v.is_floating_point() else self.ema[k].copy_(v)
+        state = self.unet.state_dict()
+        ema_update([self.ema[k] for k in state], state.values(), ema_decay(self.args.ema, self.step))
         self.step += 1
         return loss.item()
 

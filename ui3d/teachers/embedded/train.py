@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 
 from ui3d.diffusion.denoiser import from_denoised
+from ui3d.diffusion.weighting import truncated_snr_weight
 from ui3d.teachers.embedded import model as M
 from ui3d.teachers.embedded.dataset import EmbeddedDataConfig, EmbeddedRenderDataset
 from ui3d.teachers.loader import EMBEDDED_DIR
 from ui3d.teachers.training import run
+from ui3d.training import ema_decay, ema_update, mix_seed
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,13 +67,13 @@ class Trainer:
 
     def batch(self, step: int) -> tuple[torch.Tensor, list[str]]:
         items = [self.data[step * self.args.batch_size + i] for i in range(self.args.batch_size)]
-        g = torch.Generator().manual_seed(self.args.seed * 1_000_003 + step)
+        g = torch.Generator().manual_seed(mix_seed(self.args.seed, step))
         drop = torch.rand(len(items), generator=g) < self.args.prompt_dropout
         prompts = ["" if d else it["prompt"] for it, d in zip(items, drop)]
         return torch.stack([it["image"] for it in items]) * 2 - 1, prompts
 
     def loss(self, x0: torch.Tensor, prompts: list[str], step: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.args.seed * 7_000_003 + step)
+        g = torch.Generator().manual_seed(mix_seed(self.args.seed, step, stride=7_000_003))
         t = torch.randint(0, self.cfg.num_train_timesteps, (len(x0),), generator=g)
         eps = torch.randn(x0.shape, generator=g)
         ac = self.alphas_cumprod[t][:, None, None, None]
@@ -80,13 +82,8 @@ class Trainer:
         pred = self.unet(x_t, t, encoder_hidden_states=self.text(ids)[0]).sample
         alpha, sigma = ac.sqrt(), (1 - ac).sqrt()
         target = from_denoised(x0, x_t, alpha, sigma, self.cfg.prediction_type)
-        snr = (ac / (1 - ac)).flatten()
-        # Per-sample weight on the D error, divided by the target's own scale (||ε err|| = √snr ||D err||,
-        # ||v err|| = √(snr+1) ||D err||). ε: min-SNR-5 (Hang et al. 2023). v: truncated SNR+1 (min(snr, 5) + 1,
-        # Salimans & Ho 2022): plain v-loss at high noise, where the silhouette is decided, capped at low noise.
-        clamped = torch.clamp(snr, max=5.0)
-        weight = {"epsilon": clamped / snr, "v_prediction": (clamped + 1) / (snr + 1),
-                  "sample": clamped + 1}[self.cfg.prediction_type]
+        # plain at high noise, where the silhouette is decided; capped at low noise
+        weight = truncated_snr_weight((ac / (1 - ac)).flatten(), self.cfg.prediction_type)
         return (weight * ((pred - target) ** 2).mean(dim=(1, 2, 3))).mean()
 
     def train_step(self) -> float:
@@ -98,10 +95,8 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.modules.parameters(), 1.0)
         self.opt.step()
-        decay = min(self.args.ema, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            for k, v in self.modules.state_dict().items():
-                self.ema[k].lerp_(v, 1 - decay) if v.is_floating_point() else self.ema[k].copy_(v)
+        state = self.modules.state_dict()
+        ema_update([self.ema[k] for k in state], state.values(), ema_decay(self.args.ema, self.step))
         self.step += 1
         return loss.item()
 
