@@ -143,3 +143,65 @@ def test_sdxl_and_deepfloyd_folders_are_refused_naming_what_is_missing(sd_folder
     (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": pipeline}))
     with pytest.raises(BrokenTeacher, match=f"is a {pipeline} folder: {says}"):
         load_teacher(str(folder))
+
+
+@pytest.fixture(scope="module")
+def single_file(sd_folder, tmp_path_factory):
+    """The tiny SD folder as one original-layout (LDM) safetensors file, as SD 1.x checkpoints are shared."""
+    from pathlib import Path
+
+    from tests.tiny_models import write_ldm_checkpoint
+
+    return str(write_ldm_checkpoint(Path(sd_folder), tmp_path_factory.mktemp("single") / "tiny-sd.safetensors"))
+
+
+def test_a_single_file_checkpoint_loads_the_same_teacher_as_its_folder(sd_folder, single_file, tmp_path):
+    from pathlib import Path
+
+    from tests.tiny_models import write_ldm_checkpoint
+    from ui3d.teachers.loader import load_teacher, load_tokenizer
+
+    folder = load_teacher(sd_folder)
+    ckpt = str(write_ldm_checkpoint(Path(sd_folder), tmp_path / "tiny-sd.ckpt"))  # torch.save'd, nested state_dict
+    for path in (single_file, ckpt):
+        teacher = load_teacher(path, config=sd_folder, dtype=torch.float16)
+        assert teacher.unet.dtype == torch.float16 and teacher.prediction_type == folder.prediction_type
+        for name in ("unet", "vae", "text_encoder"):
+            mine, theirs = getattr(teacher, name).state_dict(), getattr(folder, name).state_dict()
+            assert mine.keys() == theirs.keys()
+            assert all(torch.equal(mine[k], theirs[k].half()) for k in mine), name
+        assert teacher.fingerprint.startswith(str(Path(path).resolve()))
+    assert load_tokenizer(single_file, sd_folder)("a red vase").input_ids == folder.tokenizer("a red vase").input_ids
+
+
+def test_a_single_file_teacher_trains_a_nerf(monkeypatch, sd_folder, single_file, tmp_path):
+    seen = train_and_look(monkeypatch, sd_folder, tmp_path, f"system.guidance.pretrained_model_name_or_path={single_file}",
+                          f"system.prompt_processor.pretrained_model_name_or_path={single_file}",
+                          f"system.guidance.teacher_config={sd_folder}")
+    assert torch.isfinite(torch.tensor(seen["loss"]))
+
+
+def test_a_single_file_without_its_configs_or_with_code_inside_is_refused(single_file, tmp_path, capsys):
+    import pickle
+
+    from ui3d.teachers.loader import BrokenTeacher, TeacherNotFound, load_teacher
+
+    with pytest.raises(TeacherNotFound, match="give teacher_config="):  # SD 1.5's configs are not in the cache
+        load_teacher(single_file)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": {"x": Payload()}}))
+    with pytest.raises(BrokenTeacher, match="evil.ckpt"):
+        load_teacher(str(evil), config=single_file)
+    assert not marker.exists()
+    with pytest.raises(TeacherNotFound, match="does not exist"):
+        load_teacher(str(tmp_path / "missing.safetensors"))
+    code = launch.main(["--config", "sd/uniinstruct-fkl.yaml", "--dry-run", "prompt=a red vase",
+                        f"system.guidance.pretrained_model_name_or_path={evil}",
+                        f"system.prompt_processor.pretrained_model_name_or_path={evil}"])
+    assert code == 2 and "evil.ckpt" in capsys.readouterr().err

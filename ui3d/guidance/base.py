@@ -81,7 +81,8 @@ class BaseGuidance:
     @dataclass
     class Config:
         pretrained_model_name_or_path: str = "embedded"
-        """Teacher folder, cached hub id or `embedded`; the system loads it with `ui3d.teachers.loader`."""
+        """Teacher folder, cached hub id, single-file SD 1.x/2.x checkpoint (`.safetensors`/`.ckpt`, original layout;
+        see `teacher_config`) or `embedded`; the system loads it with `ui3d.teachers.loader`."""
         guidance_scale: float = 100.0
         """Classifier-free guidance scale of the teacher (never applied to the fake score)."""
         min_step_percent: Any = 0.02
@@ -107,6 +108,11 @@ class BaseGuidance:
         """Keep the text encoder where it was loaded (the CPU, in its loaded dtype) when the system moves to a GPU:
         the prompt embeddings are computed once and cached, so its memory is left to the UNet (a rare new prompt is
         encoded on the CPU)."""
+        teacher_config: str = ""
+        """For a single-file teacher (`pretrained_model_name_or_path: model.safetensors` or `.ckpt`, original
+        layout): the diffusers folder or cached hub id whose component configs, tokenizer and scheduler go with it
+        (its `prediction_type` decides ε or v). Empty: the repository diffusers infers from the checkpoint
+        (stable-diffusion-v1-5, stable-diffusion-2-1 or -2-1-base), from the local cache."""
         teacher_lora: str = ""
         """A LoRA `.safetensors` file (diffusers or kohya format) fused into the teacher when it is loaded (a
         custom style or subject on an SD 1.x/2.x teacher)."""

@@ -436,7 +436,8 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     system_cfg = parse_structured(system_cls.Config, stage.system)
     dtype = teacher_dtype(system_cfg.guidance.get("half_precision_weights", False), trainer_cfg)
     lora = {"lora": system_cfg.guidance.get("teacher_lora") or None,
-            "lora_scale": float(system_cfg.guidance.get("teacher_lora_scale", 1.0))}
+            "lora_scale": float(system_cfg.guidance.get("teacher_lora_scale", 1.0)),
+            "config": system_cfg.guidance.get("teacher_config") or None}
     system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg), dtype=dtype, **lora), stage_dir / "save")
     resume = resume_checkpoint(stage_dir / "ckpts")
     fresh = resume is None

@@ -219,7 +219,8 @@ class TextTo3DSystem(L.LightningModule):
         if system.guidance.get("teacher_lora"):
             lora_file(system.guidance["teacher_lora"])
         teacher_dtype(system.guidance.get("half_precision_weights", False), parse_structured(TrainerConfig, stage.trainer))
-        check_prompts(load_tokenizer(name), [pp.get("prompt", ""), pp.get("negative_prompt", "")], name)
+        tokenizer = load_tokenizer(name, system.guidance.get("teacher_config") or None)
+        check_prompts(tokenizer, [pp.get("prompt", ""), pp.get("negative_prompt", "")], name)
         known = cls.loss_names(system)
         for key in system.loss:
             if not (key.startswith("lambda_") and key[len("lambda_"):] in known):

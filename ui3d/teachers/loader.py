@@ -1,10 +1,15 @@
 """The one place weights are loaded: diffusers folders (Stable Diffusion, DeepFloyd-style pixel models, the
-embedded and digits teachers), hub ids resolved from the local Hugging Face cache only. Components are built from
-the folder's `model_index.json` classes, so any `UNet2DConditionModel` checkpoint with a text encoder loads."""
+embedded and digits teachers), hub ids resolved from the local Hugging Face cache only, and single-file Stable
+Diffusion 1.x/2.x checkpoints (`.safetensors`, or `.ckpt` read with `weights_only=True`) in the original (LDM)
+layout, converted by diffusers' single-file converters with the component configs, tokenizer and scheduler of a
+diffusers folder (`teacher_config`, or the one diffusers infers from the checkpoint, from the local cache).
+Components are built from the folder's `model_index.json` classes, so any `UNet2DConditionModel` checkpoint with a
+text encoder loads."""
 from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +33,17 @@ class BrokenTeacher(TeacherNotFound):
     """A teacher folder that is there but cannot be loaded (its model_index.json, subfolders or weights)."""
 
 
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+"""A teacher given as one file in the original (LDM) layout, as checkpoints are shared outside diffusers."""
+
+
+def is_single_file(name_or_path: str) -> bool:
+    return Path(str(name_or_path)).suffix in SINGLE_FILE_SUFFIXES
+
+
 def resolve_model_path(name_or_path: str) -> Path:
-    """`embedded` → the shipped teacher; a folder → itself; a hub id → its snapshot in the local HF cache."""
+    """`embedded` → the shipped teacher; a folder or a single-file checkpoint → itself; a hub id → its snapshot in
+    the local HF cache."""
     if name_or_path in ("embedded", ""):
         if not (EMBEDDED_DIR / "model_index.json").is_file():
             raise TeacherNotFound(
@@ -39,6 +53,11 @@ def resolve_model_path(name_or_path: str) -> Path:
         return EMBEDDED_DIR
     path = Path(name_or_path).expanduser()
     if path.is_dir():
+        return path
+    if is_single_file(name_or_path):
+        if not path.is_file():
+            raise TeacherNotFound(f"the teacher checkpoint {path} does not exist: give an existing .safetensors/.ckpt "
+                                  "file, a diffusers folder or a cached hub id")
         return path
     from huggingface_hub import snapshot_download
 
@@ -134,11 +153,128 @@ def fuse_lora(parts: dict, lora: str, scale: float = 1.0) -> None:
     pipe.unload_lora_weights()
 
 
+class _LazyCheckpoint(Mapping):
+    """The tensors of a `.safetensors` file read one at a time on access (diffusers' model-type inference reads
+    a few keys; the whole file is read only to load the weights)."""
+
+    def __init__(self, path: Path):
+        from safetensors import safe_open
+
+        self._file = safe_open(str(path), framework="pt")
+        self._keys = list(self._file.keys())
+        self._key_set = set(self._keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self._key_set
+
+    def __getitem__(self, key):
+        if key not in self._key_set:
+            raise KeyError(key)
+        return self._file.get_tensor(key)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def read_single_file(path: Path, lazy: bool = False) -> Mapping:
+    """The state dict of a single-file checkpoint: safetensors, or a `.ckpt` unpickled with `weights_only=True`
+    (one that needs code to load is refused); nested `state_dict` entries unwrapped. Faults → `BrokenTeacher`."""
+    from ui3d.files import UnreadableFile, torch_load
+
+    try:
+        if path.suffix == ".safetensors":
+            if lazy:
+                return _LazyCheckpoint(path)
+            from safetensors.torch import load_file
+
+            checkpoint = load_file(str(path))
+        else:
+            checkpoint = torch_load(path)
+    except UnreadableFile as err:
+        raise BrokenTeacher(str(err)) from None
+    except Exception as err:  # safetensors' own errors: a truncated or foreign file
+        raise BrokenTeacher(f"{path} is not a readable safetensors checkpoint ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0][:120]})") from None
+    while isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):  # Lightning/LDM nesting
+        checkpoint = checkpoint["state_dict"]
+    if not isinstance(checkpoint, dict):
+        raise BrokenTeacher(f"{path} holds no state dict: not a Stable Diffusion checkpoint")
+    return checkpoint
+
+
+def single_file_config(path: Path, checkpoint: dict, config: str | None) -> Path:
+    """The diffusers folder whose component configs, tokenizer and scheduler go with the single-file checkpoint:
+    `config` (a folder or cached hub id), or the repository diffusers infers from the checkpoint's keys (SD 1.x →
+    stable-diffusion-v1-5, 2.x → stable-diffusion-2-1 or -2-1-base), from the local cache."""
+    if config:
+        return resolve_model_path(config)
+    from diffusers.loaders.single_file_utils import fetch_diffusers_config
+
+    if "model.diffusion_model.input_blocks.0.0.weight" not in checkpoint:
+        raise BrokenTeacher(f"{path} is not a Stable Diffusion checkpoint in the original layout (no "
+                            "model.diffusion_model.* UNet weights); give a diffusers folder instead")
+    repo = fetch_diffusers_config(checkpoint)["pretrained_model_name_or_path"]
+    try:
+        return resolve_model_path(repo)
+    except TeacherNotFound:
+        raise TeacherNotFound(f"{path} looks like {repo}, whose configs, tokenizer and scheduler are not in the local "
+                              f"cache: give teacher_config=<a diffusers folder or cached hub id of the same "
+                              f"architecture> (or download {repo} where there is internet)") from None
+
+
+def _load_single_file(path: Path, config: str | None, dtype, with_vae: bool) -> tuple[dict, Path]:
+    """Teacher components from a single-file checkpoint and the diffusers folder of its configs."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+
+    checkpoint = read_single_file(path)
+    folder = single_file_config(path, checkpoint, config)
+    index = read_model_index(folder, needed=("unet", "scheduler", "text_encoder", "tokenizer"))
+    check_supported(folder, index)
+    common = {"config": str(folder), "torch_dtype": dtype, "local_files_only": True}
+    try:
+        parts = {"unet": UNet2DConditionModel.from_single_file(checkpoint, subfolder="unet", **common)}
+        if with_vae and index.get("vae", [None])[0]:
+            parts["vae"] = AutoencoderKL.from_single_file(checkpoint, subfolder="vae", **common)
+        parts["text_encoder"] = create_diffusers_clip_model_from_ldm(
+            _component_class(*index["text_encoder"]), checkpoint, subfolder="text_encoder", **common)
+    except (ValueError, KeyError, RuntimeError, OSError) as err:
+        raise BrokenTeacher(f"{path} does not match the architecture of {folder} ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0][:160]}); give teacher_config=<the diffusers folder of this "
+                            "model's architecture>") from None
+    for name in ("tokenizer", "scheduler"):
+        parts[name] = _component_class(*index[name]).from_pretrained(folder, subfolder=name)
+    return parts, folder
+
+
 def load_teacher(name_or_path: str = "embedded", device: str | torch.device = "cpu", dtype=torch.float32,
-                 with_vae: bool = True, lora: str | None = None, lora_scale: float = 1.0) -> DiffusionTeacher:
+                 with_vae: bool = True, lora: str | None = None, lora_scale: float = 1.0,
+                 config: str | None = None) -> DiffusionTeacher:
     """Load a text-conditioned diffusion teacher (eval mode, no gradients on its parameters), with `lora` (a
-    LoRA `.safetensors` file) fused into it at `lora_scale`."""
+    LoRA `.safetensors` file) fused into it at `lora_scale`. A single-file checkpoint takes its configs, tokenizer
+    and scheduler from `config` (see `single_file_config`)."""
     path = resolve_model_path(name_or_path)
+    if path.is_file():
+        parts, folder = _load_single_file(path, config, dtype, with_vae)
+    else:
+        parts, folder = _load_folder(path, dtype, with_vae), path
+    if lora:
+        fuse_lora(parts, lora, lora_scale)
+    teacher = DiffusionTeacher(name=str(name_or_path), **parts).to(device)
+    stamps = [f.stat().st_mtime_ns for sub in ("text_encoder", "tokenizer") for f in (folder / sub).glob("*")]
+    stamps += [path.stat().st_mtime_ns] if path.is_file() else []
+    teacher.fingerprint = f"{path.resolve()}@{max(stamps, default=0)}"  # keys caches of text embeddings etc.
+    if lora:
+        lora_path = Path(lora).expanduser().resolve()
+        teacher.fingerprint += f"+{lora_path}@{lora_path.stat().st_mtime_ns}x{lora_scale}"
+    teacher.requires_grad_(False)
+    return teacher.eval()
+
+
+def _load_folder(path: Path, dtype, with_vae: bool) -> dict:
     index = read_model_index(path)
     check_supported(path, index)
     parts = {}
@@ -152,16 +288,7 @@ def load_teacher(name_or_path: str = "embedded", device: str | torch.device = "c
     missing = [n for n in ("unet", "scheduler", "text_encoder", "tokenizer") if n not in parts]
     if missing:
         raise TeacherNotFound(f"{path} lacks {', '.join(missing)} in model_index.json; not a text-to-image folder")
-    if lora:
-        fuse_lora(parts, lora, lora_scale)
-    teacher = DiffusionTeacher(name=str(name_or_path), **parts).to(device)
-    stamps = [f.stat().st_mtime_ns for sub in ("text_encoder", "tokenizer") for f in (path / sub).glob("*")]
-    teacher.fingerprint = f"{path.resolve()}@{max(stamps, default=0)}"  # keys caches of text embeddings etc.
-    if lora:
-        lora_path = Path(lora).expanduser().resolve()
-        teacher.fingerprint += f"+{lora_path}@{lora_path.stat().st_mtime_ns}x{lora_scale}"
-    teacher.requires_grad_(False)
-    return teacher.eval()
+    return parts
 
 
 def load_digits_teacher(path: str | Path | None = None,
@@ -179,9 +306,12 @@ def load_digits_teacher(path: str | Path | None = None,
     return unet.eval().requires_grad_(False), scheduler
 
 
-def load_tokenizer(name_or_path: str = "embedded"):
-    """Only the tokenizer (cheap): enough to check prompts before a run starts."""
+def load_tokenizer(name_or_path: str = "embedded", config: str | None = None):
+    """Only the tokenizer (cheap): enough to check prompts before a run starts. For a single-file checkpoint, its
+    config folder's (only the few tensors diffusers infers the model from are read)."""
     path = resolve_model_path(name_or_path)
+    if path.is_file():
+        path = single_file_config(path, read_single_file(path, lazy=True), config)
     index = read_model_index(path)
     check_supported(path, index)
     library, class_name = index["tokenizer"]
