@@ -85,6 +85,17 @@ def _bin_sums(values: Tensor, t: Tensor | None, n_bins: int) -> tuple[Tensor, Te
     return bins, zeros.scatter_add(0, bins, values), zeros.scatter_add(0, bins, torch.ones_like(values))
 
 
+def _global_sums(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors summed over every process of a torch.distributed group (themselves with one process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return tensors
+    flat = torch.cat([x.detach().flatten() for x in tensors])
+    dist.all_reduce(flat)
+    return tuple(part.view_as(x) for part, x in zip(flat.split([x.numel() for x in tensors]), tensors))
+
+
 class RatioNormalizer:
     """f-distill's two-stage normalisation (Xu et al. 2025, §4 and Alg. 1) for any batch size.
 
@@ -94,6 +105,10 @@ class RatioNormalizer:
     the divergence and however confident the discriminator. `momentum` 0 uses the current batch's means, as
     f-distill does; a 3D guidance renders one or a few views per step, so it uses running means over steps,
     mean ← momentum · mean + (1 − momentum) · batch mean (bias-corrected like Adam's moments).
+
+    Under several processes (torch.distributed) the batch means are those of the global batch: every rank adds
+    its per-bin sums and counts to the others', so all ranks normalise alike and hold the same running means
+    (a checkpoint written by rank 0 then resumes every rank as it was).
     """
 
     def __init__(self, n_bins: int = 10, clip: tuple[float, float] | None = (0.1, 20.0), momentum: float = 0.0):
@@ -106,6 +121,7 @@ class RatioNormalizer:
 
     def _running(self, key: str, sums: Tensor, counts: Tensor) -> Tensor:
         """Per-bin means of this batch (momentum 0), or running means updated with it where it has samples."""
+        sums, counts = _global_sums(sums, counts)
         batch = sums / counts.clamp(min=1)
         if self.momentum == 0.0:
             return batch

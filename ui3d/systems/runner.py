@@ -99,11 +99,13 @@ class RandomStates(Callback):
 
     def __init__(self):
         self.state: dict | None = None
+        # the run's seed, read once: seed_everything below rewrites PL_GLOBAL_SEED, and a seed read back from it at
+        # every step would chain through the steps run so far (a resumed run would draw another stream)
+        self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.world_size > 1:  # DDP: each rank draws its own noise, a function of seed, step and rank
-            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-            L.seed_everything((mix_seed(seed, trainer.global_step) * 1009 + trainer.global_rank) % 2**32,
+            L.seed_everything((mix_seed(self.seed, trainer.global_step) * 1009 + trainer.global_rank) % 2**32,
                               verbose=False)
         elif self.state is not None:
             _set_rng_state(self.state)
