@@ -15,15 +15,17 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from ui3d.diffusion.unet_encoder import capture_mid_block
 from ui3d.distill import losses
+from ui3d.distill.discriminator import REAL_POOL_CACHE_DIR, build_head, mid_block_channels
 from ui3d.distill.objective import DistillObjective
-from ui3d.guidance.base import Noised, frozen
-from ui3d.guidance.discriminator import build_head, capture_mid_block, mid_block_channels
+from ui3d.guidance.base import Noised
 from ui3d.guidance.fake_score import FakeScoreGuidance
-from ui3d.guidance.real_pool import DEFAULT_CACHE_DIR, RealPool
+from ui3d.guidance.real_pool import RealPool
 from ui3d.registry import register
 from ui3d.schedule import scheduled
 from ui3d.teachers.teacher import DiffusionTeacher
+from ui3d.training import frozen
 
 
 def scale_gradient(x: Tensor, weight: float) -> Tensor:
@@ -72,7 +74,7 @@ class UniInstructGuidance(FakeScoreGuidance):
         """DDIM steps of the real-image teacher samples (CFG at `guidance_scale`)."""
         real_images_dir: Optional[str] = None
         """A folder of real images instead of teacher samples (`<dir>/<view>/` per view bucket if present)."""
-        real_pool_cache_dir: str = DEFAULT_CACHE_DIR
+        real_pool_cache_dir: str = REAL_POOL_CACHE_DIR
         """Where teacher samples are cached (git-ignored)."""
         logit_clamp: float = 10.0
         """|logit| bound before r = exp(logit)."""
