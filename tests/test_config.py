@@ -98,3 +98,12 @@ def test_registry_find_and_misses():
         find("test-toy-guidanse")
     with pytest.raises(RegistryError, match="registered twice"):
         register("test-toy-guidance")(type("Other", (), {}))
+
+
+def test_a_converting_stage_inherits_the_encoding_of_the_geometry_it_converts():
+    cfg = load_config("uniinstruct-fkl.yaml", ["system.geometry.encoding=hashgrid", "system.geometry.hash_levels=4",
+                                               "stages.texture.system.geometry.mlp_hidden=32"]).cfg
+    geometry, texture = (stage_block(cfg, name).system.geometry for name in ("geometry", "texture"))
+    assert (geometry.encoding, geometry.hash_levels, texture.encoding, texture.hash_levels) == ("hashgrid", 4) * 2
+    assert texture.mlp_hidden == 32 and "mlp_hidden" not in geometry  # a stage's own value wins
+    assert "density_bias" not in geometry  # the NeRF's other keys stay behind
