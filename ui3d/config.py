@@ -222,7 +222,8 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
 
 def _load_chain(path: Path, extends: str | None = None, seen: tuple = ()) -> tuple[DictConfig, list[Path]]:
     """A config file merged over the files its `extends:` key names (one path or a list, relative to the file or
-    to configs/; `extends` on the command line replaces the file's). Returns the merge and the files, bases first."""
+    to configs/; `extends` on the command line replaces the file's) by `merge_file`. Returns the merge and the
+    files, bases first."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: 'extends' loops back to itself")
     raw = OmegaConf.load(path)
@@ -236,7 +237,7 @@ def _load_chain(path: Path, extends: str | None = None, seen: tuple = ()) -> tup
             raise ConfigError(f"{path}: extends '{base}', found neither next to it nor under {CONFIG_DIR}")
         sub, sub_files = _load_chain(base_path, None, seen + (path.resolve(),))
         merged, files = OmegaConf.merge(merged, sub), files + sub_files
-    return OmegaConf.merge(merged, raw), files + [path]
+    return merge_file(merged, raw), files + [path]
 
 
 def load_config(name: str, overrides: list[str] = ()) -> Resolved:
@@ -295,6 +296,23 @@ def merge_parts(base: DictConfig, override: DictConfig | dict) -> DictConfig:
     for key, name in override.items():
         if key.endswith("_type") and base.get(key) != name:
             merged[key[: -len("_type")]] = override.get(key[: -len("_type")]) or {}
+    return merged
+
+
+def merge_file(base: DictConfig, override: DictConfig) -> DictConfig:
+    """A config file merged over the file it extends, with the stages' rule at every depth: where it picks
+    another `<part>_type` than `base` names, beside a `<part>` block, that block replaces the inherited one."""
+    merged = OmegaConf.merge(base, override)
+    switched = {key[: -len("_type")] for key, value in override.items()
+                if key.endswith("_type") and base.get(key) not in (None, value)}
+    for key, value in override.items():
+        if key in switched:
+            merged[key] = value
+        elif isinstance(value, DictConfig) and isinstance(base.get(key), DictConfig):
+            merged[key] = merge_file(base[key], value)
+    for part in switched - set(override):
+        if part in base:
+            merged[part] = {}
     return merged
 
 
