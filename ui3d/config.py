@@ -222,7 +222,8 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
 
 def _load_chain(path: Path, extends: str | None = None, seen: tuple = ()) -> tuple[DictConfig, list[Path]]:
     """A config file merged over the files its `extends:` key names (one path or a list, relative to the file or
-    to configs/; `extends` on the command line replaces the file's). Returns the merge and the files, bases first."""
+    to configs/; `extends` on the command line replaces the file's) by `merge_file`. Returns the merge and the
+    files, bases first."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: 'extends' loops back to itself")
     raw = OmegaConf.load(path)
@@ -236,7 +237,7 @@ def _load_chain(path: Path, extends: str | None = None, seen: tuple = ()) -> tup
             raise ConfigError(f"{path}: extends '{base}', found neither next to it nor under {CONFIG_DIR}")
         sub, sub_files = _load_chain(base_path, None, seen + (path.resolve(),))
         merged, files = OmegaConf.merge(merged, sub), files + sub_files
-    return OmegaConf.merge(merged, raw), files + [path]
+    return merge_file(merged, raw), files + [path]
 
 
 def load_config(name: str, overrides: list[str] = ()) -> Resolved:
@@ -298,6 +299,38 @@ def merge_parts(base: DictConfig, override: DictConfig | dict) -> DictConfig:
     return merged
 
 
+def merge_file(base: DictConfig, override: DictConfig) -> DictConfig:
+    """A config file merged over the file it extends, with the stages' rule at every depth: where it picks
+    another `<part>_type` than `base` names, beside a `<part>` block, that block replaces the inherited one."""
+    merged = OmegaConf.merge(base, override)
+    switched = {key[: -len("_type")] for key, value in override.items()
+                if key.endswith("_type") and base.get(key) not in (None, value)}
+    for key, value in override.items():
+        if key in switched:
+            merged[key] = value
+        elif isinstance(value, DictConfig) and isinstance(base.get(key), DictConfig):
+            merged[key] = merge_file(base[key], value)
+    for part in switched - set(override):
+        if part in base:
+            merged[part] = {}
+    return merged
+
+
+def inherit_geometry(system: DictConfig, source: DictConfig, override: DictConfig | dict) -> None:
+    """A stage's geometry takes, from the geometry it converts (`source`), the fields both geometries' `Config`s
+    inherit from one block (`EncodingConfig`: box, encoding, MLP sizes) that the stage's `override` does not set,
+    so the converted weights (the NeRF's albedo branch) are read as they were trained."""
+    names = (source.get("geometry_type"), system.get("geometry_type"))
+    if not all(isinstance(name, str) and is_registered(name) for name in names):
+        return  # check_parts names the unknown part
+    old, new = (find(name).Config for name in names)
+    shared = {f.name for base in old.__mro__[1:] if dataclasses.is_dataclass(base) and base in new.__mro__
+              for f in dataclasses.fields(base)}
+    own = override.get("geometry") or {}
+    carried = {key: value for key, value in (source.get("geometry") or {}).items() if key in shared and key not in own}
+    system.geometry = OmegaConf.merge(system.get("geometry") or {}, carried)
+
+
 def stage_names(cfg: DictConfig) -> list[str]:
     """The stages in run order (`main` when the config lists none)."""
     return list(cfg.stages) if cfg.stages else ["main"]
@@ -312,10 +345,14 @@ def stage_block(cfg: DictConfig, stage_name: str) -> DictConfig:
         if stage_name not in cfg.stages:
             raise ConfigError(f"no stage '{stage_name}'; this config has: {', '.join(stage_names(cfg))}")
         stage = cfg.stages[stage_name] or {}
+        system = merge_parts(cfg.system, stage.get("system") or {})
+        earlier = stage_names(cfg)[: stage_names(cfg).index(stage_name)]
+        if stage.get("convert_from") in earlier:
+            inherit_geometry(system, stage_block(cfg, stage.convert_from).system, stage.get("system") or {})
         effective = OmegaConf.create(
             {
                 "system_type": stage.get("system_type") or cfg.system_type,
-                "system": merge_parts(cfg.system, stage.get("system") or {}),
+                "system": system,
                 "data_type": cfg.data_type,
                 "data": OmegaConf.merge(cfg.data, stage.get("data") or {}),
                 "trainer": OmegaConf.merge(cfg.trainer, stage.get("trainer") or {}),

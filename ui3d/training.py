@@ -1,8 +1,9 @@
 """What the training loops share (teacher training, 2D distillation, 3D runs): seeds derived from a run's seed and
-a step, and the exponential moving average of weights."""
+a step, the exponential moving average of weights, and parameters held out of one update's graph."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -31,3 +32,18 @@ def ema_update(averages: Iterable[Tensor], values: Iterable[Tensor], decay: floa
             average.lerp_(value, 1 - decay)
         else:
             average.copy_(value)
+
+
+@contextmanager
+def frozen(params: Iterable[torch.nn.Parameter]):
+    """Parameters left out of the autograd graph of the enclosed calls (generator-side network evaluations
+    must not train the fake score or the discriminator); their flags are restored on exit."""
+    params = list(params)
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)

@@ -5,8 +5,7 @@ import torch
 from diffusers import UNet2DModel
 
 from tests.tiny_models import tiny_embedded_config
-from ui3d.diffusion.unet_encoder import mid_block_features
-from ui3d.guidance.discriminator import capture_mid_block
+from ui3d.diffusion.unet_encoder import capture_mid_block, mid_block_features
 from ui3d.guidance.fake_score import FakeScore
 from ui3d.teachers.embedded import model as embedded
 from ui3d.teachers.teacher import DiffusionTeacher

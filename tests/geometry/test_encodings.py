@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ui3d.geometry import encodings
-from ui3d.geometry.encodings import DenseGrid, HashGrid, TriPlane, make_encoding
+from ui3d.geometry.encodings import DenseGrid, EncodingConfig, HashGrid, TriPlane, make_encoding, same_layout
 
 
 @pytest.mark.parametrize("name, kwargs, dims", [
@@ -61,3 +61,10 @@ def test_hashgrid_falls_back_without_tinycudann(monkeypatch):
 def test_unknown_encoding():
     with pytest.raises(ValueError, match="hashgrid"):
         make_encoding("fourier")
+
+
+def test_same_layout_compares_every_field_but_the_backend():
+    base = EncodingConfig()
+    assert same_layout(base, EncodingConfig(hash_backend="torch"))
+    for change in ({"radius": 1.0}, {"triplane_reduce": "concat"}, {"hash_per_level_scale": 1.5}, {"mlp_layers": 2}):
+        assert not same_layout(base, EncodingConfig(**change)), change

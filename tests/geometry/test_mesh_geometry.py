@@ -1,8 +1,9 @@
 """The mesh geometry: NeRF → mesh handoff keeps the silhouettes (IoU ≥ 0.95 against opacity > ½), copies or
 fits the NeRF's albedo, loads checkpoints of any mesh size, and freezes its vertices for the texture stage."""
+import pytest
 import torch
 
-from ui3d.config import build
+from ui3d.config import build, load_config, stage_block
 from ui3d.data.cameras import orbit_cameras
 from ui3d.geometry.mesh_geometry import MeshGeometry
 from ui3d.renderers.rasterizer import get_rays
@@ -89,3 +90,41 @@ def test_fixed_texture_trains_only_the_vertices_and_is_still_fitted_from_the_ner
     points = mesh.sample_surface(512)
     with torch.no_grad():
         assert (mesh.albedo(points) - nerf(points)["features"]).abs().mean() < 0.05
+
+
+TUNED = {  # encoding fields away from their defaults (tiny sizes for speed)
+    "concat-triplane": {"triplane_reduce": "concat", "triplane_resolution": 16, "n_features": 4, "mlp_hidden": 16,
+                        "mlp_layers": 2},
+    "hashgrid": {"encoding": "hashgrid", "hash_levels": 4, "hash_features_per_level": 4, "hash_log2_table_size": 10,
+                 "hash_base_resolution": 8, "hash_per_level_scale": 1.6, "hash_backend": "torch", "mlp_hidden": 16},
+}
+
+
+@pytest.mark.parametrize("tuned", TUNED.values(), ids=list(TUNED))
+def test_the_mesh_stages_take_a_tuned_nerfs_albedo_as_trained(tuned):
+    """configs/uniinstruct-fkl.yaml with a NeRF tuned on its encoding (its mesh stages set none of these keys):
+    the geometry and texture stages inherit them, so the albedo at surface points is the NeRF's, copied exactly
+    rather than refitted."""
+    overrides = [f"system.geometry.{key}={value}" for key, value in tuned.items()]
+    cfg = load_config("uniinstruct-fkl.yaml", [*overrides, "system.geometry.density_blob_scale=50",
+                                               "stages.geometry.system.geometry.isosurface_resolution=32"]).cfg
+    torch.manual_seed(0)
+    nerf, mesh, texture = (build(block.geometry_type, block.geometry)
+                           for block in (stage_block(cfg, name).system for name in ("nerf", "geometry", "texture")))
+    mesh.initialize_from(nerf)
+    texture.initialize_from(mesh)
+    points = mesh.sample_surface(256)
+    with torch.no_grad():
+        albedo = nerf(points)["features"]
+        assert torch.equal(mesh.albedo(points), albedo) and torch.equal(texture.albedo(points), albedo)
+
+
+def test_a_field_laid_out_otherwise_is_not_copied_even_when_its_tensors_fit():
+    """The hash grid's per-level scale changes what each table row means, not the table's shape."""
+    hashgrid = {"encoding": "hashgrid", "hash_levels": 2, "hash_log2_table_size": 8, "hash_backend": "torch"}
+    nerf = _nerf(**hashgrid, hash_per_level_scale=1.6)
+    mesh = _mesh(**hashgrid, texture_fit_steps=0)
+    fresh = mesh.encoding.table.clone()
+    assert fresh.shape == nerf.encoding.table.shape
+    mesh.initialize_from(nerf)
+    assert torch.equal(mesh.encoding.table, fresh)

@@ -1,4 +1,5 @@
 """Uni-Instruct guidance: every divergence in both forms, every discriminator, and the real-image pool."""
+import dataclasses
 import math
 
 import pytest
@@ -7,6 +8,8 @@ from PIL import Image
 
 from tests.guidance.helpers import analytic_teacher, cameras, make_guidance, prompt_embeds, to_x0
 from ui3d import divergences
+from ui3d.config import build
+from ui3d.distill.objective import ObjectiveConfig
 from ui3d.guidance.real_pool import RealPool
 
 
@@ -173,3 +176,15 @@ def test_guidance_state_holds_the_running_ratio_statistics(embedded_teacher, cac
     fresh.load_state_dict(state)
     for key, value in fresh.state_dict().items():
         torch.testing.assert_close(value, state[key], msg=key)
+
+
+def test_every_objective_setting_is_a_flat_guidance_key_that_reaches_the_objective(embedded_teacher, cache_dir):
+    """`system.guidance.table5`, `ratio_clip`, … (every `ObjectiveConfig` field, none of them at its default)."""
+    settings = {"divergence": "rkl", "form": "paper", "detach_ratio": True, "ratio_gradient": "none", "table5": True,
+                "sid_alpha": 1.0, "weighting": "exact", "lambda_gan": 0.3, "logit_clamp": 5.0, "normalize_ratio": True,
+                "ratio_momentum": 0.5, "n_time_bins": 4, "ratio_clip": [0.2, 5.0]}
+    assert set(settings) == {f.name for f in dataclasses.fields(ObjectiveConfig)}
+    guidance = build("uniinstruct", {**settings, "real_pool_size": 2, "real_sampling_steps": 2,
+                                     "real_pool_cache_dir": str(cache_dir)}, embedded_teacher)
+    assert {name: getattr(guidance.objective.cfg, name) for name in settings} == settings
+    assert guidance.objective.cfg.method == "uniinstruct"

@@ -5,18 +5,41 @@ without running the decoder.
 with the arguments of its `forward` (`UNet2DModel` and `UNet2DConditionModel`, as diffusers ≥ 0.30 writes them;
 tests/diffusion/test_unet_encoder.py compares the two), so its output equals the mid block's output inside a full
 call. ControlNet/T2I residuals, attention masks and image-hint conditioning are not supported.
+`capture_mid_block` collects the same output from full calls (when the denoised output is needed too).
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
 
+def _check_mid_block(unet: nn.Module) -> None:
+    if getattr(unet, "mid_block", None) is None:
+        raise ValueError("the discriminator reads the UNet's mid block; this UNet has none (mid_block_type=None)")
+
+
+@contextmanager
+def capture_mid_block(unet: nn.Module):
+    """Collect the UNet mid block's outputs [B, C, h, w] of the calls made inside."""
+    _check_mid_block(unet)
+    features: list[Tensor] = []
+
+    def hook(_module, _inputs, output):
+        features.append(output[0] if isinstance(output, tuple) else output)
+
+    handle = unet.mid_block.register_forward_hook(hook)
+    try:
+        yield features
+    finally:
+        handle.remove()
+
+
 def mid_block_features(unet: nn.Module, sample: Tensor, timestep: Tensor, encoder_hidden_states: Tensor | None = None,
                        class_labels: Tensor | None = None) -> Tensor:
     """The UNet's mid-block output [B, C, h, w] for the call `unet(sample, timestep, …)`."""
-    if getattr(unet, "mid_block", None) is None:
-        raise ValueError("the discriminator reads the UNet's mid block; this UNet has none (mid_block_type=None)")
+    _check_mid_block(unet)
     if unet.config.center_input_sample:
         sample = 2 * sample - 1.0
     if hasattr(unet, "get_time_embed"):  # UNet2DConditionModel

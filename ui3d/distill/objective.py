@@ -1,7 +1,8 @@
 """The configured generator objective: one of the loss family, a per-time weighting, and the GAN term.
 
 3D guidance and the 2D distillation system both hold a `DistillObjective` built from the same `Config` block,
-so `method`, `divergence`, `form`, `weighting`, `lambda_gan` mean the same thing everywhere.
+so `method`, `divergence`, `form`, `weighting`, `lambda_gan` mean the same thing everywhere; a guidance's `Config`
+inherits `ObjectiveConfig` (every field but the method) rather than copying fields from it.
 """
 from __future__ import annotations
 
@@ -41,42 +42,51 @@ def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, si
     raise ValueError(f"unknown weighting '{name}'; expected one of {', '.join(WEIGHTINGS)}")
 
 
+@dataclass
+class ObjectiveConfig:
+    """Every setting of the generator objective but its method: `DistillObjective.Config` adds the method, and a
+    guidance of one method (`ui3d.guidance.uniinstruct`) inherits these fields, so its YAML writes them flat."""
+
+    divergence: str = "fkl"
+    """An f from `ui3d.divergences.names()` (uniinstruct, f-distill)."""
+    form: str = "exact"
+    """uniinstruct: `exact` (verified gradient, DESIGN §3.2) or `paper` (Eq. 3.5–3.6 as written)."""
+    detach_ratio: bool = False
+    """uniinstruct exact: stop the gradient through r (`ratio_gradient` says what replaces it)."""
+    ratio_gradient: str = "di"
+    """uniinstruct exact with `detach_ratio`: `di` (the DI-type term, exact when ∇log r = s_q − s_p) or
+    `none` (r only weights the loss, as in f-distill)."""
+    table5: bool = False
+    """uniinstruct paper: use the paper's Table 5 C1 values (wrong for rkl, jkl) to reproduce it."""
+    sid_alpha: float = 1.2
+    """sid: α (1.2 SiD, 1.0 SIM-L2)."""
+    weighting: str = "normalized"
+    """uniform | sds | fantasia3d | normalized | exact | paper (see `weighting`)."""
+    lambda_gan: float = 0.0
+    """Weight of the non-saturating GAN generator term softplus(−logit)."""
+    logit_clamp: float = 10.0
+    """|logit| bound before r = exp(logit)."""
+    normalize_ratio: Optional[bool] = None
+    """f-distill's two-stage normalisation of r (by its mean per time bin) and of h(r) (by its mean), for
+    f-distill and uniinstruct; None: on for f-distill, off for uniinstruct."""
+    ratio_momentum: float = 0.0
+    """Normalisation means: 0 takes the batch's (f-distill); m in (0, 1) running means over steps with
+    momentum m (a 3D guidance sees one or a few views per step)."""
+    n_time_bins: int = 10
+    """Time bins of the ratio normalisation."""
+    ratio_clip: list = field(default_factory=lambda: [0.1, 20.0])
+    """Bounds of the normalised r."""
+
+
 class DistillObjective:
     """Generator loss of any method in the family, weighted per time step, plus `lambda_gan` × the GAN term."""
 
     @dataclass
-    class Config:
+    class Config(ObjectiveConfig):
+        """`ObjectiveConfig` and the loss of the family it configures."""
+
         method: str = "uniinstruct"
         """sds | vsd | dmd | diff-instruct | f-distill | sid | uniinstruct."""
-        divergence: str = "fkl"
-        """An f from `ui3d.divergences.names()` (uniinstruct, f-distill)."""
-        form: str = "exact"
-        """uniinstruct: `exact` (verified gradient, DESIGN §3.2) or `paper` (Eq. 3.5–3.6 as written)."""
-        detach_ratio: bool = False
-        """uniinstruct exact: stop the gradient through r (`ratio_gradient` says what replaces it)."""
-        ratio_gradient: str = "di"
-        """uniinstruct exact with `detach_ratio`: `di` (the DI-type term, exact when ∇log r = s_q − s_p) or
-        `none` (r only weights the loss, as in f-distill)."""
-        table5: bool = False
-        """uniinstruct paper: use the paper's Table 5 C1 values (wrong for rkl, jkl) to reproduce it."""
-        sid_alpha: float = 1.2
-        """sid: α (1.2 SiD, 1.0 SIM-L2)."""
-        weighting: str = "normalized"
-        """uniform | sds | fantasia3d | normalized | exact | paper (see `weighting`)."""
-        lambda_gan: float = 0.0
-        """Weight of the non-saturating GAN generator term softplus(−logit)."""
-        logit_clamp: float = 10.0
-        """|logit| bound before r = exp(logit)."""
-        normalize_ratio: Optional[bool] = None
-        """f-distill's two-stage normalisation of r (by its mean per time bin) and of h(r) (by its mean), for
-        f-distill and uniinstruct; None: on for f-distill, off for uniinstruct."""
-        ratio_momentum: float = 0.0
-        """Normalisation means: 0 takes the batch's (f-distill); m in (0, 1) running means over steps with
-        momentum m (a 3D guidance sees one or a few views per step)."""
-        n_time_bins: int = 10
-        """Time bins of the ratio normalisation."""
-        ratio_clip: list = field(default_factory=lambda: [0.1, 20.0])
-        """Bounds of the normalised r."""
 
     def __init__(self, cfg: "DistillObjective.Config"):
         if cfg.method not in losses.GENERATOR_LOSSES:

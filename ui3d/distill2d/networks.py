@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ui3d.diffusion.denoiser import to_denoised
 from ui3d.diffusion.unet_encoder import mid_block_features
-from ui3d.guidance.discriminator import build_head, mid_block_channels
+from ui3d.distill.discriminator import build_head, mid_block_channels
 
 
 class _Scheduled(nn.Module):

@@ -28,7 +28,7 @@ from ui3d.diffusion.samplers import ddim
 from ui3d.diffusion.schedules import VPDiscrete
 from ui3d.diffusion.weighting import truncated_snr_weight
 from ui3d.distill import losses
-from ui3d.guidance.real_pool import DEFAULT_CACHE_DIR
+from ui3d.distill.discriminator import REAL_POOL_CACHE_DIR
 from ui3d.distill2d.networks import FeatureDiscriminator, MLPDenoiser, MLPDiscriminator, UNetDenoiser
 from ui3d.teachers.gaussians import GaussianMixture
 from ui3d.teachers.loader import DIGITS_DIR
@@ -104,7 +104,7 @@ class Teacher2D:
 
     def _real_pool(self):
         if getattr(self, "_pool", None) is None:
-            cache = Path(DEFAULT_CACHE_DIR) / f"distill2d-{self.fingerprint()}.pt"
+            cache = Path(REAL_POOL_CACHE_DIR) / f"distill2d-{self.fingerprint()}.pt"
             if (pool := files.load_cache(cache, "real-pool cache")) is not None:
                 self._pool = pool
                 return self._pool

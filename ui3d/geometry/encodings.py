@@ -7,11 +7,16 @@ Three fields, one interface (`forward(x [N, 3]) -> [N, n_output_dims]`):
 - `DenseGrid`: one feature volume read with trilinear `grid_sample` (DVGO / Plenoxels style);
 - `HashGrid`: the multiresolution hash encoding of Instant-NGP (Müller et al. 2022), in pure PyTorch, or
   tiny-cuda-nn's fused kernel when `tinycudann` imports and CUDA is available (never required).
+
+`EncodingConfig` is the one block of encoding and MLP settings every geometry's `Config` inherits, so a NeRF's
+albedo branch and a mesh's texture field are laid out by the same keys.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +29,48 @@ except Exception:  # ImportError, or a build that fails to load its CUDA library
 
 PRIMES = (1, 2654435761, 805459861)
 """Instant-NGP's spatial hash primes (π₁ = 1 keeps the first axis coherent in memory)."""
+
+
+@dataclass
+class EncodingConfig:
+    """The box, position encoding and MLP size of a geometry's fields (threestudio's `ImplicitVolume.Config`
+    names). Geometry `Config`s inherit these fields, so YAML writes them flat: `system.geometry.encoding`, …"""
+
+    radius: float = 0.7
+    """Half-size of the box [−radius, radius]³ the fields span; points are divided by it before encoding."""
+    encoding: str = "triplane"
+    """Position encoding: `triplane` (CPU-fast default), `dense` or `hashgrid`."""
+    n_features: int = 16
+    """Features per tri-plane plane or per dense-grid voxel."""
+    triplane_resolution: int = 64
+    """Side of each tri-plane plane."""
+    triplane_reduce: str = "sum"
+    """How the three plane features combine: `sum` or `concat`."""
+    grid_resolution: int = 64
+    """Side of the dense grid."""
+    hash_levels: int = 8
+    """Hash-grid levels (Instant-NGP and threestudio use 16 on GPU)."""
+    hash_features_per_level: int = 2
+    """Features per hash-grid level."""
+    hash_log2_table_size: int = 15
+    """log2 of the entries per hash-grid level (threestudio: 19 on GPU)."""
+    hash_base_resolution: int = 16
+    """Resolution of the coarsest hash-grid level."""
+    hash_per_level_scale: float = 1.447269237440378
+    """Growth factor of the hash-grid resolution per level (threestudio's value)."""
+    hash_backend: str = "auto"
+    """`auto` (tiny-cuda-nn when present with CUDA), `torch` or `tcnn`."""
+    mlp_hidden: int = 64
+    """Width of the geometry's MLPs (density and albedo)."""
+    mlp_layers: int = 1
+    """Hidden layers of the geometry's MLPs."""
+
+
+def same_layout(a: EncodingConfig, b: EncodingConfig) -> bool:
+    """Whether fields configured by `a` and `b` read the same weights the same way: every `EncodingConfig` field
+    equal, the hash-grid backend aside (its two state-dict layouts tell themselves apart)."""
+    names = [f.name for f in dataclasses.fields(EncodingConfig) if f.name != "hash_backend"]
+    return all(getattr(a, name) == getattr(b, name) for name in names)
 
 
 class TriPlane(nn.Module):
@@ -125,6 +172,24 @@ class HashGrid(nn.Module):
             w = torch.where(self.corners.bool(), frac[:, None], 1.0 - frac[:, None]).prod(-1)  # [N, 8]
             feats.append((w[..., None] * self.table[self._level_index(level, corners)]).sum(1))
         return torch.cat(feats, dim=-1)
+
+
+def mlp(n_in: int, hidden: int, n_layers: int, n_out: int) -> nn.Sequential:
+    """ReLU MLP with `n_layers` hidden layers (threestudio's `VanillaMLP`)."""
+    layers: list[nn.Module] = []
+    for _ in range(n_layers):
+        layers += [nn.Linear(n_in, hidden), nn.ReLU(inplace=True)]
+        n_in = hidden
+    return nn.Sequential(*layers, nn.Linear(n_in, n_out))
+
+
+def encoding_from(cfg: EncodingConfig) -> nn.Module:
+    """The encoding `cfg` describes (`make_encoding` with its fields)."""
+    return make_encoding(cfg.encoding, n_features=cfg.n_features, triplane_resolution=cfg.triplane_resolution,
+                         triplane_reduce=cfg.triplane_reduce, grid_resolution=cfg.grid_resolution,
+                         hash_levels=cfg.hash_levels, hash_features_per_level=cfg.hash_features_per_level,
+                         hash_log2_table_size=cfg.hash_log2_table_size, hash_base_resolution=cfg.hash_base_resolution,
+                         hash_per_level_scale=cfg.hash_per_level_scale, hash_backend=cfg.hash_backend)
 
 
 def make_encoding(name: str, n_features: int = 16, triplane_resolution: int = 64, triplane_reduce: str = "sum",

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ui3d import register
-from ui3d.geometry.encodings import make_encoding
+from ui3d.geometry.encodings import EncodingConfig, encoding_from, mlp
 
 
 class _TruncExp(torch.autograd.Function):
@@ -41,51 +41,15 @@ class _TruncExp(torch.autograd.Function):
 DENSITY_ACTIVATIONS = {"softplus": F.softplus, "exp": torch.exp, "trunc_exp": _TruncExp.apply}
 
 
-def _mlp(n_in: int, hidden: int, n_layers: int, n_out: int) -> nn.Sequential:
-    """ReLU MLP with `n_layers` hidden layers (threestudio's `VanillaMLP`)."""
-    layers: list[nn.Module] = []
-    for _ in range(n_layers):
-        layers += [nn.Linear(n_in, hidden), nn.ReLU(inplace=True)]
-        n_in = hidden
-    return nn.Sequential(*layers, nn.Linear(n_in, n_out))
-
-
 @register("implicit-volume")
 class ImplicitVolume(nn.Module):
     """Density σ(x) ≥ 0 and albedo a(x) ∈ [0, 1]³ of world points x in the box [−radius, radius]³."""
 
     @dataclass
-    class Config:
-        """Field, encoding and initial shape of the NeRF (threestudio's `ImplicitVolume.Config` names)."""
+    class Config(EncodingConfig):
+        """Field, encoding and initial shape of the NeRF (threestudio's `ImplicitVolume.Config` names); the box,
+        encoding and MLP fields are `EncodingConfig`'s."""
 
-        radius: float = 0.7
-        """Half-size of the bounding box; points are divided by it before encoding."""
-        encoding: str = "triplane"
-        """Position encoding: `triplane` (CPU-fast default), `dense` or `hashgrid`."""
-        n_features: int = 16
-        """Features per tri-plane plane or per dense-grid voxel."""
-        triplane_resolution: int = 64
-        """Side of each tri-plane plane."""
-        triplane_reduce: str = "sum"
-        """How the three plane features combine: `sum` or `concat`."""
-        grid_resolution: int = 64
-        """Side of the dense grid."""
-        hash_levels: int = 8
-        """Hash-grid levels (Instant-NGP and threestudio use 16 on GPU)."""
-        hash_features_per_level: int = 2
-        """Features per hash-grid level."""
-        hash_log2_table_size: int = 15
-        """log2 of the entries per hash-grid level (threestudio: 19 on GPU)."""
-        hash_base_resolution: int = 16
-        """Resolution of the coarsest hash-grid level."""
-        hash_per_level_scale: float = 1.447269237440378
-        """Growth factor of the hash-grid resolution per level (threestudio's value)."""
-        hash_backend: str = "auto"
-        """`auto` (tiny-cuda-nn when present with CUDA), `torch` or `tcnn`."""
-        mlp_hidden: int = 64
-        """Width of the density and feature MLPs."""
-        mlp_layers: int = 1
-        """Hidden layers of the density and feature MLPs."""
         density_bias: str = "blob"
         """`blob` (Magic3D: scale·(1 − ‖x‖/std) added to the raw density) or `none`."""
         density_blob_scale: float = 10.0
@@ -115,15 +79,10 @@ class ImplicitVolume(nn.Module):
             raise ValueError("density_bias must be 'blob' or 'none'")
         if cfg.sphere_radius is not None and not (0 < cfg.sphere_radius and 0 < cfg.sphere_edge):
             raise ValueError("sphere_radius and sphere_edge must be positive (or sphere_radius null: no bound)")
-        self.encoding = make_encoding(
-            cfg.encoding, n_features=cfg.n_features, triplane_resolution=cfg.triplane_resolution,
-            triplane_reduce=cfg.triplane_reduce, grid_resolution=cfg.grid_resolution, hash_levels=cfg.hash_levels,
-            hash_features_per_level=cfg.hash_features_per_level, hash_log2_table_size=cfg.hash_log2_table_size,
-            hash_base_resolution=cfg.hash_base_resolution, hash_per_level_scale=cfg.hash_per_level_scale,
-            hash_backend=cfg.hash_backend)
+        self.encoding = encoding_from(cfg)
         n_enc = self.encoding.n_output_dims
-        self.density_network = _mlp(n_enc, cfg.mlp_hidden, cfg.mlp_layers, 1)
-        self.feature_network = _mlp(n_enc, cfg.mlp_hidden, cfg.mlp_layers, 3)
+        self.density_network = mlp(n_enc, cfg.mlp_hidden, cfg.mlp_layers, 1)
+        self.feature_network = mlp(n_enc, cfg.mlp_hidden, cfg.mlp_layers, 3)
 
     def _encode(self, points: Tensor) -> Tensor:
         return self.encoding((points / self.cfg.radius).clamp(-1.0, 1.0))

@@ -6,8 +6,9 @@ The mesh comes from the stage-1 NeRF (`initialize_from` an `implicit-volume`: de
 the automatic iso-level → largest component → decimation, `ui3d.export.isosurface`) or from an earlier mesh
 stage (copied, threestudio's `geometry_convert_from`). Vertices are `base_vertices + vertex_offsets`; only the
 offsets train, and `fix_geometry: true` freezes them (stage 3, texture only). The texture field is an encoding
-(`ui3d.geometry.encodings`) + a small MLP → albedo in [0, 1], laid out exactly like the NeRF's feature branch so
-that it is copied from the NeRF when the encodings agree (else fitted to the NeRF's albedo on the surface).
+(`ui3d.geometry.encodings`) + a small MLP → albedo in [0, 1], laid out exactly like the NeRF's feature branch by
+the same `EncodingConfig` keys (which a converting stage inherits), so that it is copied from the NeRF when the two
+configs agree (else fitted to the NeRF's albedo on the surface).
 
 A checkpoint stores the mesh in resizable buffers: loading one replaces the mesh first, so a geometry built
 fresh from the config (an icosphere) loads any stage checkpoint, as Lightning's resume needs.
@@ -22,8 +23,7 @@ import trimesh
 from torch import Tensor, nn
 
 from ui3d import register
-from ui3d.geometry.encodings import make_encoding
-from ui3d.geometry.implicit_volume import _mlp
+from ui3d.geometry.encodings import EncodingConfig, encoding_from, mlp, same_layout
 from ui3d.renderers.regularizers import mesh_topology
 
 
@@ -32,11 +32,10 @@ class MeshGeometry(nn.Module):
     """A triangle mesh (vertices = base + offsets, faces) and its albedo field a(x) ∈ [0, 1]³."""
 
     @dataclass
-    class Config:
-        """Conversion from the NeRF, what trains, and the texture field (named like `implicit-volume`'s)."""
+    class Config(EncodingConfig):
+        """Conversion from the NeRF, what trains, and the texture field: `EncodingConfig`'s box, encoding and MLP
+        fields, the NeRF's own (a stage that converts a geometry inherits them: `ui3d.config.stage_block`)."""
 
-        radius: float = 0.7
-        """Half-size of the box the texture field spans (match the NeRF's `radius` to copy its albedo)."""
         isosurface_resolution: int = 64
         """Density-grid side for marching cubes when converting from a NeRF."""
         isosurface_level: Optional[float] = None
@@ -50,33 +49,14 @@ class MeshGeometry(nn.Module):
         """Freeze the albedo field (stage 2 guided by shaded renders: only the shape answers the guidance)."""
         initial_radius: float = 0.35
         """Radius of the icosphere a geometry starts from before any conversion."""
-        encoding: str = "triplane"
-        """Texture-field encoding: `triplane`, `dense` or `hashgrid`."""
-        n_features: int = 16
-        """Features per tri-plane plane / dense voxel."""
-        triplane_resolution: int = 64
-        """Side of each tri-plane plane."""
-        grid_resolution: int = 64
-        """Side of the dense grid."""
-        hash_levels: int = 8
-        """Hash-grid levels."""
-        hash_log2_table_size: int = 15
-        """log2 of the entries per hash-grid level."""
-        mlp_hidden: int = 64
-        """Width of the albedo MLP."""
-        mlp_layers: int = 1
-        """Hidden layers of the albedo MLP."""
         texture_fit_steps: int = 200
         """Adam steps fitting the texture field to the NeRF's albedo when it cannot be copied."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
-        self.encoding = make_encoding(cfg.encoding, n_features=cfg.n_features,
-                                      triplane_resolution=cfg.triplane_resolution,
-                                      grid_resolution=cfg.grid_resolution, hash_levels=cfg.hash_levels,
-                                      hash_log2_table_size=cfg.hash_log2_table_size)
-        self.feature_network = _mlp(self.encoding.n_output_dims, cfg.mlp_hidden, cfg.mlp_layers, 3)
+        self.encoding = encoding_from(cfg)
+        self.feature_network = mlp(self.encoding.n_output_dims, cfg.mlp_hidden, cfg.mlp_layers, 3)
         if cfg.fix_texture:
             self.encoding.requires_grad_(False)
             self.feature_network.requires_grad_(False)
@@ -150,13 +130,13 @@ class MeshGeometry(nn.Module):
         return float(loss.detach())
 
     def _copy_texture(self, previous: nn.Module) -> bool:
-        """Copy the albedo branch of a geometry laid out alike (same encoding, sizes and box); False if not."""
-        if not hasattr(previous, "feature_network") or float(previous.cfg.radius) != float(self.cfg.radius):
+        """Copy the albedo branch of a geometry laid out alike (the same `EncodingConfig`); False if not."""
+        if not hasattr(previous, "feature_network") or not same_layout(previous.cfg, self.cfg):
             return False
         try:
             self.encoding.load_state_dict(previous.encoding.state_dict())
             self.feature_network.load_state_dict(previous.feature_network.state_dict())
-        except RuntimeError:  # other sizes or encoding
+        except RuntimeError:  # one hash grid in tiny-cuda-nn, the other in torch
             return False
         return True
 

@@ -7,8 +7,6 @@ A guidance turns renders into `{"loss_<x>": …}` (DreamFusion, Poole et al. 202
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
 
@@ -46,21 +44,6 @@ def view_bucket(prompt: str, direction: str | None = None) -> str:
     if sep and len(words) == 2 and words[1] == "view":
         return words[0]
     return direction or ""
-
-
-@contextmanager
-def frozen(params: Iterable[torch.nn.Parameter]):
-    """Parameters left out of the autograd graph of the enclosed calls (generator-side network evaluations
-    must not train the fake score or the discriminator); their flags are restored on exit."""
-    params = list(params)
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
 
 
 def as_config(cls: type, cfg: Any):

@@ -15,8 +15,9 @@ from peft import LoraConfig
 from torch import Tensor, nn
 
 from ui3d.distill import losses
-from ui3d.guidance.base import BaseGuidance, Noised, base_prompt, frozen
+from ui3d.guidance.base import BaseGuidance, Noised, base_prompt
 from ui3d.teachers.teacher import DiffusionTeacher
+from ui3d.training import frozen
 
 ADAPTER = "ui3d_fake_score"
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]

@@ -16,11 +16,11 @@ from torch import Tensor
 
 from ui3d import files
 from ui3d.diffusion.samplers import ddim
+from ui3d.distill.discriminator import REAL_POOL_CACHE_DIR
 from ui3d.guidance.base import view_bucket
 from ui3d.teachers.teacher import DiffusionTeacher
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-DEFAULT_CACHE_DIR = ".cache/ui3d/real_pool"
 
 
 def fingerprint(teacher: DiffusionTeacher) -> str:
@@ -52,7 +52,7 @@ class RealPool:
     """Real images per (prompt, view bucket): teacher samples cached on disk, or a user folder."""
 
     def __init__(self, teacher: DiffusionTeacher, size: int = 16, steps: int = 25, guidance_scale: float = 7.5,
-                 cache_dir: str | Path = DEFAULT_CACHE_DIR, images_dir: str | None = None, batch: int = 8):
+                 cache_dir: str | Path = REAL_POOL_CACHE_DIR, images_dir: str | None = None, batch: int = 8):
         self.teacher, self.size, self.steps, self.guidance_scale = teacher, size, steps, guidance_scale
         self.cache_dir, self.batch = Path(cache_dir), batch
         self.images_dir = Path(images_dir).expanduser() if images_dir else None

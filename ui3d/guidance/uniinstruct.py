@@ -15,15 +15,17 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from ui3d.diffusion.unet_encoder import capture_mid_block
 from ui3d.distill import losses
-from ui3d.distill.objective import DistillObjective
-from ui3d.guidance.base import Noised, frozen
-from ui3d.guidance.discriminator import build_head, capture_mid_block, mid_block_channels
+from ui3d.distill.discriminator import REAL_POOL_CACHE_DIR, build_head, mid_block_channels
+from ui3d.distill.objective import DistillObjective, ObjectiveConfig
+from ui3d.guidance.base import Noised
 from ui3d.guidance.fake_score import FakeScoreGuidance
-from ui3d.guidance.real_pool import DEFAULT_CACHE_DIR, RealPool
+from ui3d.guidance.real_pool import RealPool
 from ui3d.registry import register
 from ui3d.schedule import scheduled
 from ui3d.teachers.teacher import DiffusionTeacher
+from ui3d.training import frozen
 
 
 def scale_gradient(x: Tensor, weight: float) -> Tensor:
@@ -38,25 +40,15 @@ class UniInstructGuidance(FakeScoreGuidance):
     method = "uniinstruct"
 
     @dataclass
-    class Config(FakeScoreGuidance.Config):
+    class Config(FakeScoreGuidance.Config, ObjectiveConfig):
+        """The fake score's and the discriminator's settings, and every `ObjectiveConfig` field (`divergence`,
+        `form`, `detach_ratio`, `ratio_gradient`, `table5`, `normalize_ratio`, `ratio_clip`, …) with 3D defaults
+        where these differ."""
+
         weighting: str = "normalized"
         """Per-time weight; `normalized` is SiD/DMD's 1/mean|x0 − D_q| (`exact` gives the divergence's units)."""
-        divergence: str = "fkl"
-        """The f of D_f(q‖p): any name in `ui3d.divergences.names()`."""
-        form: str = "exact"
-        """`exact` (verified gradient, DESIGN §3.2) or `paper` (Eq. 3.5–3.6 as written)."""
-        detach_ratio: bool = False
-        """exact form: stop the gradient through r (`ratio_gradient` says what replaces it)."""
-        ratio_gradient: str = "di"
-        """With `detach_ratio`: `di` (the DI-type term, exact when ∇log r = s_q − s_p) or `none` (r only weights
-        the loss, as in f-distill)."""
-        normalize_ratio: bool = False
-        """f-distill's two-stage normalisation: r over its running mean per time bin (clipped to `ratio_clip`),
-        the loss over the running mean of h(r)."""
         ratio_momentum: float = 0.98
-        """Momentum of the normalisation's running means (one or a few views per step)."""
-        n_time_bins: int = 10
-        """Time bins of the ratio normalisation."""
+        """Momentum of the ratio normalisation's running means (one or a few views per step)."""
         ratio_clip: list = field(default_factory=lambda: [0.1, 10.0])
         """Bounds of the normalised r."""
         lambda_gan: float = 0.1
@@ -72,10 +64,8 @@ class UniInstructGuidance(FakeScoreGuidance):
         """DDIM steps of the real-image teacher samples (CFG at `guidance_scale`)."""
         real_images_dir: Optional[str] = None
         """A folder of real images instead of teacher samples (`<dir>/<view>/` per view bucket if present)."""
-        real_pool_cache_dir: str = DEFAULT_CACHE_DIR
+        real_pool_cache_dir: str = REAL_POOL_CACHE_DIR
         """Where teacher samples are cached (git-ignored)."""
-        logit_clamp: float = 10.0
-        """|logit| bound before r = exp(logit)."""
         rkl_warm_start_steps: int = 0
         """Use `rkl` for the first N steps, then `divergence` (the paper's RKL → FKL warm start)."""
         input_gradient: Any = 1.0
@@ -93,9 +83,9 @@ class UniInstructGuidance(FakeScoreGuidance):
                              self.cfg.real_pool_cache_dir, self.cfg.real_images_dir)
 
     def objective_config(self) -> DistillObjective.Config:
-        """The objective's block: every `DistillObjective.Config` field this guidance's config also has."""
-        shared = {f.name for f in dataclasses.fields(DistillObjective.Config)} & set(vars(self.cfg))
-        return DistillObjective.Config(method=self.method, **{name: getattr(self.cfg, name) for name in shared})
+        """The objective's block: this guidance's `ObjectiveConfig` fields and its method."""
+        settings = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(ObjectiveConfig)}
+        return DistillObjective.Config(method=self.method, **settings)
 
     def current_objective(self) -> DistillObjective:
         """`rkl` during the warm start, then the configured divergence."""

@@ -32,10 +32,9 @@ from ui3d.diffusion.weighting import paper_time_weight, truncated_snr_weight
 from ui3d.distill import losses
 from ui3d.distill.objective import DistillObjective
 from ui3d.export.images import to_uint8
-from ui3d.guidance.base import frozen
 from ui3d.distill2d.networks import OneStepGenerator
 from ui3d.systems.runner import all_reduce_grads, fit_stage, stage_done, write_rank_checksums
-from ui3d.training import ema_decay, ema_update, mix_seed
+from ui3d.training import ema_decay, ema_update, frozen, mix_seed
 
 
 @dataclass

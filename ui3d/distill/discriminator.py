@@ -3,33 +3,17 @@ noised samples, trained with BCE (real → 1, render → 0) so that at its optim
 
 Features come from the teacher UNet (default; f-distill found the frozen teacher better), from the LoRA fake
 score (SiDA/DMD2 style), or the head is the parameter-free channel mean of the bottleneck (public Uni-Instruct
-code). `capture_mid_block` reads them from a full UNet call (the generator's, which needs the denoiser too);
-real images need no decoder pass and go through `DiffusionTeacher.encoder_features` instead.
+code). `ui3d.diffusion.unet_encoder` reads the features: `mid_block_features` runs the UNet's encoder only (real
+images), `capture_mid_block` collects them from a full UNet call (the generator's, which needs the denoiser too).
+Shared by 2D distillation and 3D guidance.
 """
 from __future__ import annotations
-
-from contextlib import contextmanager
 
 from torch import Tensor, nn
 
 KINDS = ("teacher", "fake", "channel-mean")
-
-
-@contextmanager
-def capture_mid_block(unet: nn.Module):
-    """Collect the UNet mid block's outputs [B, C, h, w] of the calls made inside."""
-    if getattr(unet, "mid_block", None) is None:
-        raise ValueError("the discriminator reads the UNet's mid block; this UNet has none (mid_block_type=None)")
-    features: list[Tensor] = []
-
-    def hook(_module, _inputs, output):
-        features.append(output[0] if isinstance(output, tuple) else output)
-
-    handle = unet.mid_block.register_forward_hook(hook)
-    try:
-        yield features
-    finally:
-        handle.remove()
+REAL_POOL_CACHE_DIR = ".cache/ui3d/real_pool"
+"""Where the teacher samples the discriminator reads as "real" images are cached (git-ignored)."""
 
 
 class DiscriminatorHead(nn.Module):
