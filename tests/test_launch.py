@@ -101,3 +101,28 @@ def test_dry_run_shows_a_config_whose_teacher_is_not_on_this_machine(tmp_path):
     run = launch("--config", "sd/dreamfusion.yaml", "system.guidance.pretrained_model_name_or_path=no/such",
                  "system.prompt_processor.pretrained_model_name_or_path=no/such", f"exp_root_dir={tmp_path}/runs")
     assert run.returncode == 2 and "'no/such' is neither a folder" in run.stderr and not (tmp_path / "runs").exists()
+
+
+NOISE = ("GPU available", "TPU available", "Tip:", "litlogger", "Epoch 0", "LeafSpec", "weights_only",
+         "Loading weights", "DataLoader 0")
+
+
+def test_the_console_shows_one_bar_per_stage_and_ends_with_the_result(tmp_path):
+    """No Lightning banners, tips or deprecation noise; bars named for the stage; a summary with the stage's
+    steps and time, the files to open and the command that scores them. --verbose brings Lightning's lines back."""
+    from tests.systems.test_configs import tiny_overrides
+    from ui3d.teachers.loader import EMBEDDED_DIR
+
+    overrides = tiny_overrides("uniinstruct-fkl.yaml", {"embedded": str(EMBEDDED_DIR), "sd": ""}, tmp_path)
+    out = launch("--config", "uniinstruct-fkl.yaml", "--stage", "nerf", *overrides, "trainer.val_check_interval=2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    console = (out.stdout + out.stderr).replace("\r", "\n")
+    assert not [word for word in NOISE if word in console]
+    assert "nerf: 100%" in console and "2/2" in console and "nerf: turntable" in console
+    (run,) = (tmp_path / "uniinstruct-fkl").iterdir()
+    tail = out.stdout.splitlines()[-6:]
+    assert any(line.split()[:3] == ["nerf", "2", "steps"] for line in tail)
+    assert f"run: {run}" in tail and "  nerf/save/turntable.mp4" in tail
+    assert tail[-1] == f"score it: python -m ui3d.benchmarks.score_run {run} --stage nerf"
+    verbose = launch("--config", "uniinstruct-fkl.yaml", "--stage", "nerf", *overrides, "tag=v", "--verbose")
+    assert verbose.returncode == 0 and "GPU available" in verbose.stdout + verbose.stderr

@@ -48,6 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--export", action="store_true",
                         help="export the textured mesh of a run's stage (needs resume=RUN_DIR or resume=LAST; "
                              "--stage picks the stage, default: the last stage with a checkpoint)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep Lightning's banners and tips, library warnings and model-loading bars")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (see below)")
     return parser.parse_intermixed_args(argv)  # flags may stand between overrides
 
@@ -78,6 +80,53 @@ def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
     return 0
 
 
+def quiet() -> None:
+    """Only what a run says for itself: no Lightning banners ("GPU available", tips), no warnings raised inside
+    Lightning (deprecations, its checkpoint notes), no model-loading bars of transformers and diffusers."""
+    import logging
+    import warnings
+
+    import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO: set them after it)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"lightning(\.|$)")
+    warnings.filterwarnings("ignore", message=".*weights_only.*")
+    try:
+        import diffusers
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()
+        diffusers.utils.logging.set_verbosity_error()
+    except (ImportError, AttributeError):
+        pass
+
+
+def summary(run_dir: Path, stages: list[str], cfg) -> str:
+    """What a finished run made: each stage's steps and seconds, the files a user opens, how to score them."""
+    from omegaconf import OmegaConf
+
+    rows = []
+    for name in stages:
+        done = run_dir / name / "done"
+        steps, seconds = done.read_text().split(",")[:2] if done.is_file() else ("not finished", "")
+        rows.append((name, steps.strip(), seconds.strip()))
+    width = max(len("stage"), *(len(name) for name, _, _ in rows))
+    lines = ["", f"{'stage':{width}}  {'steps':12} time"] + [f"{n:{width}}  {st:12} {sec}" for n, st, sec in rows]
+    export = next((run_dir / s / "save" / "export" for s in reversed(stages)
+                   if (run_dir / s / "save" / "export" / "model.obj").is_file()), None)
+    shown = [export / f for f in ("model.glb", "model.obj", "turntable.mp4")] if export else []
+    shown += sorted((run_dir / stages[0] / "save").glob("turntable.*"))
+    lines += ["", f"run: {run_dir}"] + [f"  {path.relative_to(run_dir)}" for path in shown if path.is_file()]
+    if export is not None:
+        lines += ["", f"score it: python -m ui3d.benchmarks.mesh_quality {run_dir}"]
+    elif OmegaConf.select(cfg, "system.prompt_processor.prompt", default=None):
+        lines += ["", f"score it: python -m ui3d.benchmarks.score_run {run_dir} --stage {stages[0]}"]
+    return "\n".join(lines)
+
+
 def _terminate(signum, frame):
     from ui3d.systems.runner import Terminated
 
@@ -86,6 +135,8 @@ def _terminate(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.verbose:
+        quiet()
     from omegaconf import OmegaConf
 
     from ui3d.config import ConfigError, load_config, parse_overrides, stage_block, stage_names
@@ -153,4 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         os.environ.pop(RUN_DIR_ENV, None)
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        print(summary(run_dir, list(systems), cfg))
     return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.trainer.states import TrainerStatus
@@ -129,7 +129,7 @@ class FinalCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer, *args) -> None:
         if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)
 
 
 class GracefulStop(Callback):
@@ -263,10 +263,63 @@ def loggers(stage_dir: Path) -> list:
     return found
 
 
+class StageProgressBar(TQDMProgressBar):
+    """One bar per stage, counted in steps: `nerf: 37%| 222/600 [01:23<02:21, loss=612]` (a resumed stage starts
+    at its step); validation and the test turntable get short bars named for what they render (Lightning's own
+    shows `Epoch 0` over a step count it cannot know)."""
+
+    def __init__(self, stage: str):
+        super().__init__()
+        self.stage = stage
+
+    @property
+    def train_description(self) -> str:
+        return self.stage
+
+    @property
+    def validation_description(self) -> str:
+        return f"{self.stage}: validation views"
+
+    @property
+    def test_description(self) -> str:
+        return f"{self.stage}: turntable"
+
+    def on_train_epoch_start(self, trainer, *_) -> None:
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps if trainer.max_steps > 0 else None)
+        bar.initial = bar.n = trainer.global_step
+        bar.set_description(self.stage)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        bar = self.train_progress_bar
+        if bar is not None and self._should_update(trainer.global_step, bar.total):
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.has_dataloader_changed(dataloader_idx):  # as Lightning's, without "… DataLoader 0"
+            self._restart(self.val_progress_bar, self.total_val_batches_current_dataloader, self.validation_description)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.has_dataloader_changed(dataloader_idx):
+            self._restart(self.test_progress_bar, self.total_test_batches_current_dataloader, self.test_description)
+
+    @staticmethod
+    def _restart(bar, total, description: str) -> None:
+        bar.reset(total=None if total is None or total == float("inf") else total)
+        bar.initial = 0
+        bar.set_description(description)
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        return {key.removeprefix("train/"): value for key, value in super().get_metrics(trainer, pl_module).items()
+                if key != "v_num"}
+
+
 def make_trainer(cfg: TrainerConfig, stage_dir: Path, extra_callbacks: tuple = ()) -> L.Trainer:
     ckpt_dir = stage_dir / "ckpts"
     callbacks = [
-        RandomStates(), FinalCheckpoint(ckpt_dir / "last.ckpt"), *extra_callbacks,
+        RandomStates(), FinalCheckpoint(ckpt_dir / "last.ckpt"), StageProgressBar(stage_dir.name), *extra_callbacks,
         ModelCheckpoint(dirpath=ckpt_dir, filename="latest", every_n_train_steps=cfg.checkpoint_every, save_last=True),
         # Ctrl-C, SIGTERM or a crash keeps the current state (Lightning deletes this file again after a clean fit)
         ProgressCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
@@ -391,7 +444,7 @@ def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerCo
     # a fit that trained wrote last.ckpt at its last step (`FinalCheckpoint`); one that had nothing left to train
     # (resumed at max_steps from another checkpoint) writes it here
     if trainer.global_step == start_step and (resume_path is None or Path(resume_path) != last):
-        trainer.save_checkpoint(last)
+        trainer.save_checkpoint(last, weights_only=False)
     if trainer.received_sigterm:
         raise Terminated(f"terminated; {hint}")
     with stop.installed():
