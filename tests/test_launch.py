@@ -126,3 +126,54 @@ def test_the_console_shows_one_bar_per_stage_and_ends_with_the_result(tmp_path):
     assert tail[-1] == f"score it: python -m ui3d.benchmarks.score_run {run} --stage nerf"
     verbose = launch("--config", "uniinstruct-fkl.yaml", "--stage", "nerf", *overrides, "tag=v", "--verbose")
     assert verbose.returncode == 0 and "GPU available" in verbose.stdout + verbose.stderr
+
+
+def test_threestudio_flags_names_and_trainer_keys_are_accepted_and_checked(tmp_path):
+    base = ["--config", "dreamfusion.yaml", "prompt=a vase", "--dry-run"]
+    out = launch(*base, "--train", "system_type=dreamfusion-system", "system.guidance_type=stable-diffusion-guidance",
+                 "system.prompt_processor_type=stable-diffusion-prompt-processor", "trainer.gradient_clip_val=1.0",
+                 "trainer.accumulate_grad_batches=2", "trainer.max_epochs=-1", "--gpu", "0")
+    assert out.returncode == 0, out.stderr
+    for line in ("system_type: text-to-3d-system", "  guidance_type: sds", "  prompt_processor_type: prompt-processor",
+                 "  gradient_clip_val: 1.0", "  accumulate_grad_batches: 2", "  accelerator: gpu", "  devices: 1"):
+        assert line in out.stdout.splitlines(), line
+    for bad, says in [(("trainer.max_epochs=10",), "a stage ends at trainer.max_steps"),
+                      (("trainer.gradient_clip_val=-1",), "must be positive"),
+                      (("trainer.accumulate_grad_batches=0",), "must be at least 1"),
+                      (("--gpu", "zero"), "give CUDA device numbers"), (("--test", "--export"), "give one of")]:
+        out = launch(*base, *bad)
+        assert out.returncode == 2 and says in out.stderr, (bad, out.stderr)
+    if not __import__("torch").cuda.is_available():
+        out = launch("--config", "dreamfusion.yaml", "prompt=a vase", "--gpu", "0", f"exp_root_dir={tmp_path}")
+        assert out.returncode == 2 and "drop --gpu" in out.stderr and not any(tmp_path.iterdir())
+
+
+def test_make_trainer_passes_the_trainer_keys_on(tmp_path):
+    from ui3d.config import TrainerConfig
+    from ui3d.systems.runner import make_trainer
+
+    trainer = make_trainer(TrainerConfig(gradient_clip_val=0.5, gradient_clip_algorithm="value",
+                                         accumulate_grad_batches=3, enable_progress_bar=False), tmp_path / "s")
+    assert (trainer.gradient_clip_val, trainer.gradient_clip_algorithm) == (0.5, "value")
+    assert trainer.accumulate_grad_batches == 3 and trainer.progress_bar_callback is None
+
+
+def test_validate_and_test_render_a_trained_stage_again(tmp_path, capsys):
+    import launch as launcher
+    from tests.systems.test_configs import tiny_overrides
+    from ui3d.teachers.loader import EMBEDDED_DIR
+
+    overrides = tiny_overrides("uniinstruct-fkl.yaml", {"embedded": str(EMBEDDED_DIR), "sd": ""}, tmp_path)
+    assert launcher.main(["--config", "uniinstruct-fkl.yaml", "--test", *overrides]) == 2
+    assert "--test needs the run" in capsys.readouterr().err
+    assert launcher.main(["--config", "uniinstruct-fkl.yaml", "--stage", "nerf", *overrides]) == 0
+    (run,) = (tmp_path / "uniinstruct-fkl").iterdir()
+    save = run / "nerf" / "save"
+    for path in [*save.glob("it*.png"), *save.glob("turntable.*")]:
+        path.unlink()
+    assert launcher.main(["--test", f"resume={run}"]) == 0
+    assert [p.name for p in save.glob("turntable.*")] and not list(save.glob("it*.png"))
+    assert launcher.main(["--validate", f"resume={run}", "--stage", "nerf"]) == 0
+    assert sorted(p.name for p in save.glob("it*.png")) == ["it2-0.png"]
+    assert launcher.main(["--test", f"resume={run}", "--stage", "geometry"]) == 2
+    assert "has no checkpoint" in capsys.readouterr().err

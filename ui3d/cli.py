@@ -48,6 +48,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--export", action="store_true",
                         help="export the textured mesh of a run's stage (needs resume=RUN_DIR or resume=LAST; "
                              "--stage picks the stage, default: the last stage with a checkpoint)")
+    parser.add_argument("--train", action="store_true", help="train (the default; threestudio's flag)")
+    parser.add_argument("--validate", action="store_true",
+                        help="render a trained stage's validation views again from its last checkpoint (needs "
+                             "resume=RUN_DIR; --stage picks the stage, default: the last one with a checkpoint)")
+    parser.add_argument("--test", action="store_true",
+                        help="render a trained stage's test turntable again (as --validate)")
+    parser.add_argument("--gpu", metavar="IDS",
+                        help="threestudio's flag: train on these CUDA devices (e.g. 0 or 0,1): sets "
+                             "CUDA_VISIBLE_DEVICES, trainer.accelerator=gpu and trainer.devices to their number")
     parser.add_argument("--verbose", action="store_true",
                         help="keep Lightning's banners and tips, library warnings and model-loading bars")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (see below)")
@@ -77,6 +86,38 @@ def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
               file=sys.stderr)
     paths = export_stage(cfg, stage, run_dir, **dict(stage_block(cfg, stage).system.get("export") or {}))
     print("\n".join(f"{key}: {path}" for key, path in paths.items()))
+    return 0
+
+
+def gpu_overrides(ids: str, dry_run: bool) -> list[str]:
+    """threestudio's `--gpu 0,1`: those CUDA devices only (CUDA_VISIBLE_DEVICES), one process on each."""
+    from ui3d.config import ConfigError
+
+    devices = [d.strip() for d in ids.split(",")]
+    if not all(d.isdigit() for d in devices):
+        raise ConfigError(f"--gpu {ids}: give CUDA device numbers, e.g. --gpu 0 or --gpu 0,1")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+    import torch
+
+    if not dry_run and torch.cuda.device_count() < len(devices):
+        raise ConfigError(f"--gpu {ids}: this machine has {torch.cuda.device_count()} CUDA device(s) visible; "
+                          "drop --gpu to train on the CPU")
+    return ["trainer.accelerator=gpu", f"trainer.devices={len(devices)}"]
+
+
+def evaluate(cfg, run_dir, stage: str | None, stages: list[str], mode: str) -> int:
+    """`--validate` / `--test`: one trained stage (default: the last with a checkpoint) rendered again."""
+    from ui3d.config import ConfigError, stage_block
+    from ui3d.registry import find
+
+    done = [s for s in stages if (run_dir / s / "ckpts" / "last.ckpt").is_file()]
+    stage = stage or (done[-1] if done else stages[-1])
+    system = find(stage_block(cfg, stage).system_type)
+    if not hasattr(system, "evaluate"):
+        raise ConfigError(f"--{mode} renders text-to-3D stages; '{stage}' is a {stage_block(cfg, stage).system_type}")
+    system.evaluate(stage_block(cfg, stage), run_dir / stage, cfg, mode)
+    what = "validation views" if mode == "validate" else "turntable"
+    print(f"{stage}: {what} rendered again into {run_dir / stage / 'save'}")
     return 0
 
 
@@ -148,15 +189,19 @@ def main(argv: list[str] | None = None) -> int:
 
     config = args.config
     try:
+        modes = [flag for flag in ("train", "validate", "test", "export") if getattr(args, flag)]
+        if len(modes) > 1:
+            raise ConfigError(f"give one of --train, --validate, --test, --export, not {' and '.join('--' + m for m in modes)}")
+        if args.gpu is not None:
+            args.overrides = [*args.overrides, *gpu_overrides(args.gpu, args.dry_run)]
         resume = parse_overrides(args.overrides).get("resume")
         if config is None and not resume:
             raise ConfigError("give --config NAME (e.g. --config uniinstruct-fkl.yaml), or resume=RUN_DIR to continue "
                               "a run with its own config")
         file_cfg = load_config(config, args.overrides).cfg if config else None
         run_dir = find_resume_dir(file_cfg, resume)
-        if args.export and run_dir is None:
-            raise ConfigError("--export needs the run to export: resume=outputs/<name>/<tag>@<timestamp> or "
-                              "resume=LAST")
+        if (args.export or args.validate or args.test) and run_dir is None:
+            raise ConfigError(f"--{modes[0]} needs the run: resume=outputs/<name>/<tag>@<timestamp> or resume=LAST")
         cfg = resume_config(run_dir, args.overrides, file_cfg, save=not args.dry_run) if run_dir is not None else file_cfg
         config = config or str(run_dir / "config.yaml")
         stages = [args.stage] if args.stage else stage_names(cfg)
@@ -180,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.export:
             return export(cfg, run_dir, args.stage, stage_names(cfg))
+        if args.validate or args.test:
+            return evaluate(cfg, run_dir, args.stage, stage_names(cfg), modes[0])
         # DDP re-runs this script once per extra process: those find the run directory in the environment
         run_dir = run_dir or Path(os.environ.get(RUN_DIR_ENV) or make_run_dir(cfg))
     except (ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError) as err:

@@ -51,6 +51,19 @@ class TrainerConfig:
     """Lightning strategy: `auto` (DDP when devices × nodes > 1), `ddp`, `ddp_spawn`, …"""
     precision: str = "32"
     """Lightning precision string: `32`, `16-mixed`, `bf16-mixed`."""
+    gradient_clip_val: float | None = None
+    """Clip the gradients (Lightning's key; text-to-3D stages): their norm, or each value with
+    `gradient_clip_algorithm: value`; null: no clipping."""
+    gradient_clip_algorithm: str = "norm"
+    """`norm` or `value`."""
+    accumulate_grad_batches: int = 1
+    """Optimiser step every N batches (text-to-3D stages; a step of `max_steps` is then N renders)."""
+    max_epochs: int | None = None
+    """Accepted for threestudio configs: a stage ends at `max_steps` (null or -1 only)."""
+    num_sanity_val_steps: int = 0
+    """Validation batches run before training (Lightning's sanity check)."""
+    enable_progress_bar: bool = True
+    """The console's per-stage bar."""
 
 
 @dataclass
@@ -252,6 +265,7 @@ def load_config(name: str, overrides: list[str] = ()) -> Resolved:
         raise ConfigError(f"cannot read config {path}: {err}") from None
     if not isinstance(container, dict):
         raise ConfigError(f"config {path} must be a mapping of keys to values")
+    container = canonical_types(container)
     locate = _Locator(files, set(cli))
     check_block(ExperimentConfig, container, "", locate)
     cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), container)
@@ -259,6 +273,19 @@ def load_config(name: str, overrides: list[str] = ()) -> Resolved:
         _check_stage(cfg, container["stages"][stage_name] or {}, stage_name, locate)
     check_ranges(cfg, locate)
     return Resolved(cfg)
+
+
+def canonical_types(block):
+    """The block with every `<part>_type` that names a threestudio alias (`registry.ALIASES`) renamed to ours, so
+    that the run, its saved config.yaml and the loss names (`lambda_sds`) see one name."""
+    from ui3d.registry import ALIASES
+
+    if isinstance(block, dict):
+        return {key: ALIASES.get(value, value) if key.endswith("_type") and isinstance(value, str)
+                else canonical_types(value) for key, value in block.items()}
+    if isinstance(block, list):
+        return [canonical_types(value) for value in block]
+    return block
 
 
 def _check_stage(cfg: DictConfig, stage: dict, stage_name: str, locate: _Locator) -> None:
@@ -283,10 +310,20 @@ def check_ranges(cfg: DictConfig, locate: _Locator) -> None:
                           "or leave steps out for each stage's trainer.max_steps")
     for name in stage_names(cfg):
         block = stage_block(cfg, name).trainer
-        for key in ("max_steps", "checkpoint_every", "val_check_interval", "log_every_n_steps"):
-            if int(block[key]) < 1:
-                where = f"stages.{name}.trainer.{key}" if cfg.stages else f"trainer.{key}"
-                raise ConfigError(f"{where}={block[key]} {locate(where)} must be at least 1")
+        prefix = f"stages.{name}.trainer." if cfg.stages else "trainer."
+        for key in ("max_steps", "checkpoint_every", "val_check_interval", "log_every_n_steps",
+                    "accumulate_grad_batches"):
+            if int(block.get(key, 1)) < 1:
+                raise ConfigError(f"{prefix}{key}={block[key]} {locate(prefix + key)} must be at least 1")
+        if block.get("max_epochs") not in (None, -1):
+            raise ConfigError(f"{prefix}max_epochs={block.max_epochs} {locate(prefix + 'max_epochs')}: a stage ends at "
+                              "trainer.max_steps; remove max_epochs (or set it to -1)")
+        if block.get("gradient_clip_val") is not None and float(block.gradient_clip_val) <= 0:
+            raise ConfigError(f"{prefix}gradient_clip_val={block.gradient_clip_val} {locate(prefix + 'gradient_clip_val')} "
+                              "must be positive (or null: no clipping)")
+        if block.get("gradient_clip_algorithm", "norm") not in ("norm", "value"):
+            raise ConfigError(f"{prefix}gradient_clip_algorithm={block.gradient_clip_algorithm} "
+                              f"{locate(prefix + 'gradient_clip_algorithm')} must be norm or value")
 
 
 def merge_parts(base: DictConfig, override: DictConfig | dict) -> DictConfig:

@@ -14,6 +14,17 @@ T = TypeVar("T")
 _REGISTRY: dict[str, type] = {}
 _loaded_all = False
 
+ALIASES = {
+    "stable-diffusion-guidance": "sds",
+    "stable-diffusion-vsd-guidance": "vsd",
+    "stable-diffusion-prompt-processor": "prompt-processor",
+    "dreamfusion-system": "text-to-3d-system",
+    "prolificdreamer-system": "text-to-3d-system",
+    "nvdiff-rasterizer": "mesh-rasterizer",
+}
+"""threestudio's registered names for the parts ui3d has under another name: a threestudio config's `*_type`
+finds ours (their blocks are still checked against our `Config`s, whose keys differ where README says)."""
+
 
 class RegistryError(KeyError):
     """An unknown or duplicate registered name."""
@@ -48,7 +59,9 @@ def _import_package() -> None:
 
 
 def find(name: str) -> type:
-    """The class registered as `name`; a miss names the closest registered names."""
+    """The class registered as `name` (or as the name threestudio's alias stands for); a miss names the closest
+    registered names."""
+    name = ALIASES.get(name, name)
     if name not in _REGISTRY:
         _import_package()
     if name not in _REGISTRY:
@@ -60,7 +73,9 @@ def find(name: str) -> type:
 
 
 def is_registered(name: str) -> bool:
-    """Whether `name` is registered (importing the whole package first)."""
+    """Whether `name` (or the name threestudio's alias stands for) is registered (importing the whole package
+    first)."""
+    name = ALIASES.get(name, name)
     if name not in _REGISTRY:
         _import_package()
     return name in _REGISTRY

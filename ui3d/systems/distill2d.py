@@ -267,6 +267,10 @@ class Distill2DSystem(L.LightningModule):
     def check(cls, stage: DictConfig) -> None:
         """Cheap checks before the run directory is made: the objective's and the teacher's blocks."""
         system = parse_structured(cls.Config, stage.system)
+        trainer = parse_structured(TrainerConfig, stage.trainer)
+        if trainer.gradient_clip_val is not None or trainer.accumulate_grad_batches != 1:
+            raise ConfigError("the 2D system steps its generator and fake score itself: trainer.gradient_clip_val and "
+                              "trainer.accumulate_grad_batches apply to text-to-3D stages only; remove them")
         DistillObjective(parse_structured(DistillObjective.Config, system.loss))
         parse_structured(find(system.teacher_type).Config, system.teacher)
         if system.warm_start:  # a file a user may be handed: refused before anything is written if it is unsafe

@@ -319,7 +319,8 @@ class StageProgressBar(TQDMProgressBar):
 def make_trainer(cfg: TrainerConfig, stage_dir: Path, extra_callbacks: tuple = ()) -> L.Trainer:
     ckpt_dir = stage_dir / "ckpts"
     callbacks = [
-        RandomStates(), FinalCheckpoint(ckpt_dir / "last.ckpt"), StageProgressBar(stage_dir.name), *extra_callbacks,
+        RandomStates(), FinalCheckpoint(ckpt_dir / "last.ckpt"), *extra_callbacks,
+        *([StageProgressBar(stage_dir.name)] if cfg.enable_progress_bar else []),
         ModelCheckpoint(dirpath=ckpt_dir, filename="latest", every_n_train_steps=cfg.checkpoint_every, save_last=True),
         # Ctrl-C, SIGTERM or a crash keeps the current state (Lightning deletes this file again after a clean fit)
         ProgressCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
@@ -328,7 +329,10 @@ def make_trainer(cfg: TrainerConfig, stage_dir: Path, extra_callbacks: tuple = (
         max_steps=cfg.max_steps, val_check_interval=cfg.val_check_interval, check_val_every_n_epoch=None,
         log_every_n_steps=cfg.log_every_n_steps, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks, logger=loggers(stage_dir),
-        default_root_dir=stage_dir, num_sanity_val_steps=0, enable_model_summary=False, plugins=[AtomicCheckpointIO()],
+        gradient_clip_val=cfg.gradient_clip_val, gradient_clip_algorithm=cfg.gradient_clip_algorithm,
+        accumulate_grad_batches=cfg.accumulate_grad_batches, num_sanity_val_steps=cfg.num_sanity_val_steps,
+        enable_progress_bar=cfg.enable_progress_bar, default_root_dir=stage_dir, enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
         # the data modules split training batches by rank themselves (a rank's camera stream is a function of the
         # step and the rank), and every rank sees all evaluation views (rank 0 writes them)
         use_distributed_sampler=False,
@@ -479,6 +483,30 @@ def teacher_dtype(half_precision_weights, trainer_cfg: TrainerConfig) -> torch.d
         return torch.float16
     except RuntimeError:
         return torch.bfloat16
+
+
+def evaluate_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher,
+                   mode: str) -> None:
+    """threestudio's `--validate` / `--test`: a trained stage's validation views (`save/it<step>-<view>.png`) or
+    test turntable (`save/turntable.*`) rendered again from its `ckpts/last.ckpt`; nothing is trained."""
+    stage_dir = Path(stage_dir)
+    ckpt = stage_dir / "ckpts" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ConfigError(f"--{mode} renders a trained stage, and stage '{stage_dir.name}' of {stage_dir.parent} has no "
+                          f"checkpoint {ckpt}: train it first (or pick another with --stage)")
+    trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
+    system_cfg = parse_structured(system_cls.Config, stage.system)
+    dtype = teacher_dtype(system_cfg.guidance.get("half_precision_weights", False), trainer_cfg)
+    system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg), dtype=dtype,
+                                                 config=system_cfg.guidance.get("teacher_config") or None),
+                        stage_dir / "save")
+    if hasattr(system.geometry, "initialize_from"):  # a mesh takes its vertex count from the checkpoint's mesh
+        system.geometry.initialize_from(previous_geometry(experiment, stage_dir.name, stage_dir.parent))
+    system.evaluated_step = checkpoint_step(ckpt)  # validation images are named for the step they show
+    trainer = make_trainer(trainer_cfg, stage_dir)
+    run = trainer.validate if mode == "validate" else trainer.test
+    run(system, datamodule=build(stage.data_type, stage.data, trainer_cfg.max_steps), ckpt_path=str(ckpt),
+        weights_only=True, verbose=False)
 
 
 def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher) -> None:

@@ -20,7 +20,8 @@ from ui3d.config import ConfigError, TrainerConfig, build, parse_structured
 from ui3d.renderers import regularizers
 from ui3d.schedule import scheduled
 from ui3d.export.images import save_grid, save_video
-from ui3d.systems.runner import all_reduce_grads, teacher_dtype, teacher_name, train_stage, write_rank_checksums
+from ui3d.systems.runner import (all_reduce_grads, evaluate_stage, teacher_dtype, teacher_name, train_stage,
+                                 write_rank_checksums)
 from ui3d.teachers.loader import load_teacher, load_tokenizer, lora_file
 from ui3d.teachers.teacher import check_prompts
 
@@ -72,6 +73,7 @@ class TextTo3DSystem(L.LightningModule):
     def __init__(self, cfg: TextTo3DConfig, teacher, save_dir: Path):
         super().__init__()
         self.cfg, self.save_dir = cfg, Path(save_dir)
+        self.evaluated_step: int | None = None  # set by --validate/--test: the checkpoint's step names the images
         self.geometry = build(cfg.geometry_type, cfg.geometry)
         self.material = build(cfg.material_type, cfg.material)
         self.background = build(cfg.background_type, cfg.background)
@@ -183,7 +185,8 @@ class TextTo3DSystem(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         if self.trainer.is_global_zero:  # every rank sees every view; one writes
-            save_grid(self.save_dir / f"it{self.global_step}-{batch['index']}.png", self._render_eval(batch))
+            step = self.global_step if self.evaluated_step is None else self.evaluated_step
+            save_grid(self.save_dir / f"it{step}-{batch['index']}.png", self._render_eval(batch))
 
     def on_test_epoch_start(self) -> None:
         self._frames = []
@@ -232,3 +235,8 @@ class TextTo3DSystem(L.LightningModule):
     @classmethod
     def run(cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig) -> None:
         train_stage(cls, stage, stage_dir, experiment, load_teacher)
+
+    @classmethod
+    def evaluate(cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, mode: str) -> None:
+        """`--validate` / `--test` of a trained stage (`ui3d.systems.runner.evaluate_stage`)."""
+        evaluate_stage(cls, stage, stage_dir, experiment, load_teacher, mode)
