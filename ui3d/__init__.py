@@ -1,5 +1,8 @@
 """ui3d: text-to-3D and one-step 2D distillation driven by one shared f-divergence loss (Uni-Instruct)."""
+from ui3d.api import LaunchError, RunResult, generate, load_student
 from ui3d.registry import find, register
 
+from ui3d import distill  # noqa: E402  (the package is callable: ui3d.distill(config, **overrides) is ui3d.api.distill)
+
 __version__ = "0.1.0"
-__all__ = ["find", "register", "__version__"]
+__all__ = ["LaunchError", "RunResult", "distill", "find", "generate", "load_student", "register", "__version__"]

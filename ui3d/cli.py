@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 DESCRIPTION = "ui3d launcher, threestudio-style: `python launch.py --config NAME [--dry-run] [key=value ...]`."
 
@@ -32,6 +33,9 @@ examples:
 An unknown key exits with status 2 and names the key, where it was and the closest valid key.
 """
 
+
+last = SimpleNamespace(run_dir=None, error=None)
+"""What the latest `main` call in this process did: its run directory and its error line (for `ui3d.api`)."""
 
 RUN_DIR_ENV = "UI3D_RUN_DIR"
 """Set while a run trains, so that the processes DDP launches write into the same run directory."""
@@ -176,6 +180,7 @@ def _terminate(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    last.run_dir = last.error = None
     if not args.verbose:
         quiet()
     from omegaconf import OmegaConf
@@ -230,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         # DDP re-runs this script once per extra process: those find the run directory in the environment
         run_dir = run_dir or Path(os.environ.get(RUN_DIR_ENV) or make_run_dir(cfg))
     except (ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError) as err:
+        last.error = str(err)
         print(f"error: {err}", file=sys.stderr)
         return 2
+    last.run_dir = run_dir
     print(f"run directory: {run_dir}")
     os.environ[RUN_DIR_ENV] = str(run_dir)
     hint = f"continue with  python launch.py resume={run_dir}"
@@ -246,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nterminated (SIGTERM): {hint}", file=sys.stderr)
         return 143
     except (ConfigError, TeacherNotFound) as err:  # found while the run starts a stage: a bad file, a missing stage
+        last.error = str(err)
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

@@ -1,0 +1,118 @@
+"""The Python API: what `python launch.py` does, called from Python, with the result as an object.
+
+    import ui3d
+    result = ui3d.generate("a red vase", steps=50)                     # text-to-3D, the headline config
+    result.glb, result.stage_seconds                                   # the exported mesh, time per stage
+    run = ui3d.distill("distill2d/uniinstruct-fkl.yaml", steps=100)    # a one-step 2D student
+    student = ui3d.load_student(run.run_dir)
+    images = student.sample(16, seed=0)                                # [16, C, H, W] in [0, 1]
+
+Overrides are launch.py's `key=value` pairs as keyword arguments (`steps=50`, `seed=1`, `tag="x"`); dotted keys go
+through a dict: `ui3d.generate("a vase", **{"system.guidance.divergence": "jkl"})`. Bad input raises
+`ui3d.LaunchError` with launch.py's one-line message; Ctrl-C leaves the run resumable
+(`ui3d.generate(..., resume=result.run_dir)`) and raises `KeyboardInterrupt`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+class LaunchError(RuntimeError):
+    """launch.py refused the run (exit status 2) or it was stopped; `code` is launch.py's exit status."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class RunResult:
+    """What a run made: its directory, each stage's steps and seconds, and the files a user opens."""
+
+    run_dir: Path
+    stage_steps: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    glb: Path | None = None
+    """`model.glb` of the last stage that exported a mesh."""
+    obj: Path | None = None
+    turntable: Path | None = None
+    """The turntable of the exported mesh, else of the first stage."""
+
+    @classmethod
+    def read(cls, run_dir: Path | str) -> RunResult:
+        run_dir = Path(run_dir)
+        result = cls(run_dir)
+        for stage in sorted(p.parent for p in run_dir.glob("*/done")):
+            steps, seconds = stage.joinpath("done").read_text().split(",")[:2]
+            result.stage_steps[stage.name] = int(steps.split()[0])
+            result.stage_seconds[stage.name] = float(seconds.split()[0])
+        exports = sorted(run_dir.glob("*/save/export/model.glb"), key=lambda p: p.stat().st_mtime)
+        if exports:
+            export = exports[-1].parent
+            result.glb, result.obj = export / "model.glb", export / "model.obj"
+            result.turntable = next(iter(export.glob("turntable.*")), None)
+        if result.turntable is None:
+            result.turntable = next(iter(sorted(run_dir.glob("*/save/turntable.*"))), None)
+        return result
+
+
+def _launch(args: list[str], overrides: dict) -> RunResult:
+    from ui3d import cli
+
+    argv = [*args, *(f"{key}={value}" for key, value in overrides.items())]
+    code = cli.main(argv)
+    if code == 130:
+        raise KeyboardInterrupt(f"interrupted; continue with resume={cli.last.run_dir}")
+    if code != 0:
+        raise LaunchError(cli.last.error or f"launch.py {' '.join(argv)} exited with {code}", code)
+    return RunResult.read(cli.last.run_dir)
+
+
+def generate(prompt: str, config: str = "uniinstruct-fkl.yaml", *, stage: str | None = None, **overrides) -> RunResult:
+    """Text-to-3D: `python launch.py --config CONFIG prompt=PROMPT [--stage STAGE] key=value ...`."""
+    return _launch(["--config", config, f"prompt={prompt}", *(["--stage", stage] if stage else [])], overrides)
+
+
+def distill(config: str = "distill2d/uniinstruct-fkl.yaml", **overrides) -> RunResult:
+    """A one-step 2D student: `python launch.py --config CONFIG key=value ...` (a `configs/distill2d/` recipe)."""
+    return _launch(["--config", config], overrides)
+
+
+class Student:
+    """A trained one-step generator (its EMA weights) with the teacher's conditioning: `sample(n, seed)`."""
+
+    def __init__(self, system):
+        self.system = system.eval()
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
+        """n samples [n, C, H, W] in [0, 1] (images) or [n, D] (vector teachers), one network evaluation each."""
+        x, _, _, _ = self.system.generate(n, torch.Generator().manual_seed(seed), ema=ema)
+        teacher = self.system.teacher
+        return teacher.to_images(x) if len(teacher.shape) > 1 else x
+
+
+def load_student(run: Path | str) -> Student:
+    """The student of a finished 2D run (its run directory or a `last.ckpt`), rebuilt from the run's
+    `config.yaml` and its checkpoint (read with `weights_only=True`)."""
+    from ui3d import files
+    from ui3d.config import ConfigError, load_config, parse_structured, stage_block, stage_names
+    from ui3d.systems.distill2d import Distill2DSystem, find_checkpoint
+
+    try:
+        ckpt = find_checkpoint(str(run))
+    except ConfigError:
+        raise ConfigError(f"no student at {run}: give a 2D run directory (with <stage>/ckpts/last.ckpt) or a "
+                          "last.ckpt") from None
+    run_dir = ckpt.parent.parent.parent
+    cfg = load_config(str(run_dir / "config.yaml")).cfg
+    (stage,) = stage_names(cfg)
+    block = stage_block(cfg, stage)
+    if block.system_type != "distill2d-system":
+        raise ConfigError(f"{run_dir} is a {block.system_type} run, not a 2D student (distill2d-system)")
+    system = Distill2DSystem(parse_structured(Distill2DSystem.Config, block.system), run_dir / stage / "save")
+    system.load_state_dict(files.torch_load(ckpt, "student checkpoint")["state_dict"])
+    return Student(system)
