@@ -485,6 +485,16 @@ def teacher_dtype(half_precision_weights, trainer_cfg: TrainerConfig) -> torch.d
         return torch.bfloat16
 
 
+def stage_teacher(system_cfg, trainer_cfg: TrainerConfig, load_teacher):
+    """The stage's teacher as its guidance block asks: dtype, fused LoRA, a single file's configs."""
+    guidance = system_cfg.guidance
+    return load_teacher(teacher_name(system_cfg), dtype=teacher_dtype(guidance.get("half_precision_weights", False),
+                                                                      trainer_cfg),
+                        lora=guidance.get("teacher_lora") or None,
+                        lora_scale=float(guidance.get("teacher_lora_scale", 1.0)),
+                        config=guidance.get("teacher_config") or None)
+
+
 def evaluate_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher,
                    mode: str) -> None:
     """threestudio's `--validate` / `--test`: a trained stage's validation views (`save/it<step>-<view>.png`) or
@@ -496,10 +506,7 @@ def evaluate_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: D
                           f"checkpoint {ckpt}: train it first (or pick another with --stage)")
     trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
     system_cfg = parse_structured(system_cls.Config, stage.system)
-    dtype = teacher_dtype(system_cfg.guidance.get("half_precision_weights", False), trainer_cfg)
-    system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg), dtype=dtype,
-                                                 config=system_cfg.guidance.get("teacher_config") or None),
-                        stage_dir / "save")
+    system = system_cls(system_cfg, stage_teacher(system_cfg, trainer_cfg, load_teacher), stage_dir / "save")
     if hasattr(system.geometry, "initialize_from"):  # a mesh takes its vertex count from the checkpoint's mesh
         system.geometry.initialize_from(previous_geometry(experiment, stage_dir.name, stage_dir.parent))
     system.evaluated_step = checkpoint_step(ckpt)  # validation images are named for the step they show
@@ -517,11 +524,7 @@ def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: Dict
     L.seed_everything(int(experiment.seed), workers=True, verbose=False)
     trainer_cfg = parse_structured(TrainerConfig, stage.trainer)
     system_cfg = parse_structured(system_cls.Config, stage.system)
-    dtype = teacher_dtype(system_cfg.guidance.get("half_precision_weights", False), trainer_cfg)
-    lora = {"lora": system_cfg.guidance.get("teacher_lora") or None,
-            "lora_scale": float(system_cfg.guidance.get("teacher_lora_scale", 1.0)),
-            "config": system_cfg.guidance.get("teacher_config") or None}
-    system = system_cls(system_cfg, load_teacher(teacher_name(system_cfg), dtype=dtype, **lora), stage_dir / "save")
+    system = system_cls(system_cfg, stage_teacher(system_cfg, trainer_cfg, load_teacher), stage_dir / "save")
     resume = resume_checkpoint(stage_dir / "ckpts")
     fresh = resume is None
     if stage.get("convert_from") and fresh:
