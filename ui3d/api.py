@@ -3,6 +3,7 @@
     import ui3d
     result = ui3d.generate("a red vase", steps=50)                     # text-to-3D, the headline config
     result.glb, result.stage_seconds                                   # the exported mesh, time per stage
+    results = ui3d.generate(["a red vase", "a blue mug"], steps=50)    # a batch: a rerun skips finished prompts
     run = ui3d.distill("distill2d/uniinstruct-fkl.yaml", steps=100)    # a one-step 2D student
     student = ui3d.load_student(run.run_dir)
     images = student.sample(16, seed=0)                                # [16, C, H, W] in [0, 1]
@@ -59,21 +60,34 @@ class RunResult:
         return result
 
 
-def _launch(args: list[str], overrides: dict) -> RunResult:
+def _launch(args: list[str], overrides: dict, prompts: list[str] | None = None) -> RunResult | list[RunResult]:
     from ui3d import cli
 
     argv = [*args, *(f"{key}={value}" for key, value in overrides.items())]
-    code = cli.main(argv)
+    code = cli.main(argv, prompts=prompts)
     if code == 130:
-        raise KeyboardInterrupt(f"interrupted; continue with resume={cli.last.run_dir}")
+        raise KeyboardInterrupt(f"interrupted; continue with resume={cli.last.run_dir}" if prompts is None else
+                                "interrupted; generate the same prompts again to continue")
+    if prompts is not None and code == 1:
+        failed = [row for row in cli.last.batch if row.status == "failed"]
+        raise LaunchError(f"{len(failed)} of {len(cli.last.batch)} prompts failed: "
+                          + "; ".join(f"{row.prompt.text!r}: {row.error}" for row in failed), code)
     if code != 0:
         raise LaunchError(cli.last.error or f"launch.py {' '.join(argv)} exited with {code}", code)
+    if prompts is not None:
+        return [RunResult.read(row.run_dir) for row in cli.last.batch]
     return RunResult.read(cli.last.run_dir)
 
 
-def generate(prompt: str, config: str = "uniinstruct-fkl.yaml", *, stage: str | None = None, **overrides) -> RunResult:
-    """Text-to-3D: `python launch.py --config CONFIG prompt=PROMPT [--stage STAGE] key=value ...`."""
-    return _launch(["--config", config, f"prompt={prompt}", *(["--stage", stage] if stage else [])], overrides)
+def generate(prompt: str | list[str], config: str = "uniinstruct-fkl.yaml", *, stage: str | None = None,
+             **overrides) -> RunResult | list[RunResult]:
+    """Text-to-3D: `python launch.py --config CONFIG prompt=PROMPT [--stage STAGE] key=value ...`. A list of
+    prompts is a batch (`--prompts`): every prompt checked first, finished ones skipped, unfinished ones resumed;
+    one result per prompt, or `LaunchError` (code 1) naming the prompts that failed once the others ran."""
+    flags = ["--config", config, *(["--stage", stage] if stage else [])]
+    if isinstance(prompt, str):
+        return _launch([*flags, f"prompt={prompt}"], overrides)
+    return _launch(flags, overrides, prompts=list(prompt))
 
 
 def distill(config: str = "distill2d/uniinstruct-fkl.yaml", **overrides) -> RunResult:
