@@ -108,25 +108,17 @@ class Student:
         teacher = self.system.teacher
         return teacher.to_images(x) if len(teacher.shape) > 1 else x
 
+    def pipeline(self):
+        """This student as a `ui3d.OneStepPipeline` (`save_pretrained(folder)` writes it as a 2D run does)."""
+        from ui3d.distill2d.pipeline import OneStepPipeline
+
+        return OneStepPipeline.from_system(self.system)
+
 
 def load_student(run: Path | str) -> Student:
     """The student of a finished 2D run (its run directory or a `last.ckpt`), rebuilt from the run's
-    `config.yaml` and its checkpoint (read with `weights_only=True`)."""
-    from ui3d import files
-    from ui3d.config import ConfigError, load_config, parse_structured, stage_block, stage_names
-    from ui3d.systems.distill2d import Distill2DSystem, find_checkpoint
+    `config.yaml` and its checkpoint (read with `weights_only=True`); `.pipeline()` makes it a diffusers
+    `OneStepPipeline`."""
+    from ui3d.systems.distill2d import Distill2DSystem
 
-    try:
-        ckpt = find_checkpoint(str(run))
-    except ConfigError:
-        raise ConfigError(f"no student at {run}: give a 2D run directory (with <stage>/ckpts/last.ckpt) or a "
-                          "last.ckpt") from None
-    run_dir = ckpt.parent.parent.parent
-    cfg = load_config(str(run_dir / "config.yaml")).cfg
-    (stage,) = stage_names(cfg)
-    block = stage_block(cfg, stage)
-    if block.system_type != "distill2d-system":
-        raise ConfigError(f"{run_dir} is a {block.system_type} run, not a 2D student (distill2d-system)")
-    system = Distill2DSystem(parse_structured(Distill2DSystem.Config, block.system), run_dir / stage / "save")
-    system.load_state_dict(files.torch_load(ckpt, "student checkpoint")["state_dict"])
-    return Student(system)
+    return Student(Distill2DSystem.from_checkpoint(run))

@@ -53,8 +53,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print the fully resolved config and write nothing")
     parser.add_argument("--stage", help="run only this stage (e.g. nerf, geometry, texture)")
     parser.add_argument("--export", action="store_true",
-                        help="export the textured mesh of a run's stage (needs resume=RUN_DIR or resume=LAST; "
-                             "--stage picks the stage, default: the last stage with a checkpoint)")
+                        help="export the textured mesh of a run's stage (a 2D run: its student as a diffusers "
+                             "pipeline in <run>/pipeline/; needs resume=RUN_DIR or resume=LAST; --stage picks the "
+                             "stage, default: the last stage with a checkpoint)")
     parser.add_argument("--train", action="store_true", help="train (the default; threestudio's flag)")
     parser.add_argument("--validate", action="store_true",
                         help="render a trained stage's validation views again from its last checkpoint (needs "
@@ -75,10 +76,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
-    """`--export`: the textured mesh of one stage's last checkpoint, into `<run>/<stage>/save/export/`; a stage
-    that has not finished is exported with a warning naming the step of its checkpoint."""
+    """`--export`: the textured mesh of one stage's last checkpoint, into `<run>/<stage>/save/export/` (a 2D
+    run: its student as a diffusers pipeline, into `<run>/pipeline/`); a stage that has not finished is exported
+    with a warning naming the step of its checkpoint."""
     from ui3d.config import ConfigError, stage_block
-    from ui3d.export.mesh import export_stage
+    from ui3d.registry import find
     from ui3d.systems.runner import checkpoint_step
 
     if run_dir is None:
@@ -95,7 +97,14 @@ def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
         planned = stage_block(cfg, stage).trainer.max_steps
         print(f"warning: stage '{stage}' has not finished: exporting its checkpoint at step {step} of {planned}",
               file=sys.stderr)
-    paths = export_stage(cfg, stage, run_dir, **dict(stage_block(cfg, stage).system.get("export") or {}))
+    block = stage_block(cfg, stage)
+    system = find(block.system_type)
+    if hasattr(system, "export"):
+        paths = system.export(block, run_dir / stage, cfg)
+    else:
+        from ui3d.export.mesh import export_stage
+
+        paths = export_stage(cfg, stage, run_dir, **dict(block.system.get("export") or {}))
     print("\n".join(f"{key}: {path}" for key, path in paths.items()))
     return 0
 

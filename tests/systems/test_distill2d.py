@@ -10,9 +10,11 @@ import pytest
 import torch
 
 import launch
+import ui3d
 from tests.tiny_models import build_tiny_embedded_folder, build_tiny_unet_folder
 from ui3d.config import CONFIG_DIR
 from ui3d.teachers.loader import EMBEDDED_DIR
+from ui3d.teachers.teacher import PromptError
 
 RECIPES = sorted(p.name for p in (CONFIG_DIR / "distill2d").glob("*.yaml"))
 REPO = Path(__file__).resolve().parents[2]
@@ -80,6 +82,12 @@ def test_embedded_config_trains_a_text_to_image_generator(tmp_path):
                  "system.teacher.real_pool=4", "system.teacher.real_steps=2", "system.teacher.prompts=[a red vase]"]
     assert launch.main(["--config", "distill2d/embedded.yaml", *fast(tmp_path, 2), *overrides]) == 0
     assert (only_run(tmp_path) / "done").read_text().startswith("2 steps")
+    run = only_run(tmp_path).parent  # its student as a pipeline: text encoder and tokenizer saved beside it
+    pipe = ui3d.OneStepPipeline.from_pretrained(run / "pipeline")
+    images = pipe(2, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert images.shape == (2, 3, 32, 32) and torch.equal(images, ui3d.load_student(run).sample(2, seed=0))
+    with pytest.raises(PromptError, match="'refined'"):
+        pipe("a refined vase")
 
 
 def generator_state(stage: Path) -> dict:
