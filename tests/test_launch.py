@@ -249,3 +249,18 @@ def test_a_prompt_batch_checks_every_prompt_before_it_writes_anything(tmp_path, 
                        (["--prompts", str(prompts), "resume=LAST"], "drop resume=")]:
         assert launcher.main(["--config", "uniinstruct-fkl.yaml", *args, f"exp_root_dir={runs}"]) == 2
         assert says in capsys.readouterr().err and not runs.exists()
+
+
+def test_trainer_logger_is_checked_before_anything_runs(tmp_path, capsys, monkeypatch):
+    import launch as launcher
+
+    base = ["--config", "distill2d/mixture.yaml", "steps=1", f"exp_root_dir={tmp_path}/runs"]
+    assert launcher.main([*base, "trainer.logger=wandbb", "--dry-run"]) == 2
+    assert ("trainer.logger=wandbb on the command line is not a logger: give one of csv, wandb. Did you mean 'wandb'?"
+            in capsys.readouterr().err)
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if wandb were not installed
+    assert launcher.main([*base, "trainer.logger=wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: trainer.logger=wandb on the command line: wandb is not installed; pip install wandb, or "
+                   "drop trainer.logger (metrics.csv is always written)")
+    assert not (tmp_path / "runs").exists()
