@@ -268,7 +268,7 @@ def loggers(stage_dir: Path, logger: str = "csv") -> list:
 def wandb_logger(stage_dir: Path):
     """Lightning's WandbLogger for a stage: offline unless WANDB_MODE says otherwise (`wandb sync` uploads it
     later), run files in `<stage>/wandb/`, project WANDB_PROJECT or the run's name, one wandb run per stage whose
-    id follows the stage directory (a resumed stage continues its wandb run)."""
+    id follows the stage directory (a resumed stage logs under the same id)."""
     import hashlib
 
     from lightning.pytorch.loggers import WandbLogger
