@@ -1,5 +1,6 @@
 """launch.py as a user meets it: dry runs, shorthands, and clear exits on bad input."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,89 @@ def test_validate_and_test_render_a_trained_stage_again(tmp_path, capsys):
     assert sorted(p.name for p in save.glob("it*.png")) == ["it2-0.png"]
     assert launcher.main(["--test", f"resume={run}", "--stage", "geometry"]) == 2
     assert "has no checkpoint" in capsys.readouterr().err
+
+
+def test_a_prompt_batch_skips_finished_prompts_goes_on_after_a_failure_and_ends_with_a_table(tmp_path, capsys,
+                                                                                               monkeypatch):
+    """The first prompt has a finished run: the batch (here from Python) skips it, trains the second in a run
+    directory of its own, records the failing third and goes on; a later batch and `resume=LAST` find the runs."""
+    import launch as launcher
+    import ui3d
+    from tests.systems.test_configs import tiny_overrides
+    from ui3d.config import load_config
+    from ui3d.run import find_resume_dir, make_run_dir
+    from ui3d.systems.text_to_3d import TextTo3DSystem
+    from ui3d.teachers.loader import EMBEDDED_DIR
+
+    overrides = [o for o in tiny_overrides("uniinstruct-fkl.yaml", {"embedded": str(EMBEDDED_DIR), "sd": ""}, tmp_path)
+                 if not o.startswith(("prompt=", "tag="))]
+    finished = make_run_dir(load_config("uniinstruct-fkl.yaml", [*overrides, "prompt=a red vase"]).cfg)
+    (finished / "nerf" / "ckpts").mkdir(parents=True)
+    (finished / "nerf" / "ckpts" / "last.ckpt").write_bytes(b"")
+    (finished / "nerf" / "done").write_text("2 steps, 1.0 s\n")
+    run = TextTo3DSystem.run.__func__
+
+    def failing(cls, stage, stage_dir, experiment):
+        if experiment.system.prompt_processor.prompt == "a green ball":
+            raise RuntimeError("out of memory")
+        return run(cls, stage, stage_dir, experiment)
+
+    monkeypatch.setattr(TextTo3DSystem, "run", classmethod(failing))
+    with pytest.raises(ui3d.LaunchError, match="1 of 3 prompts failed: 'a green ball': RuntimeError: out of memory"):
+        ui3d.generate(["a red vase", "a blue mug", "a green ball"], stage="nerf", **dict(o.split("=", 1) for o in overrides))
+    table = capsys.readouterr().out.splitlines()
+    table = table[max(i for i, line in enumerate(table) if line.startswith("line  prompt  ")):]
+    rows = {prompt: next(line for line in table if f"  {prompt}  " in line)
+            for prompt in ("a red vase", "a blue mug", "a green ball")}
+    mug = next((tmp_path / "uniinstruct-fkl").glob("a_blue_mug@*"))
+    assert (mug / "nerf" / "done").read_text().startswith("2 steps")
+    assert rows["a red vase"].endswith(f"skipped (already done)  -      -    {finished}")
+    assert re.search(rf"  done +[0-9.]+ s  -    {mug}$", rows["a blue mug"])
+    assert "  failed  " in rows["a green ball"] and "line 3: RuntimeError: out of memory" in table
+
+    monkeypatch.undo()
+    (finished / "nerf" / "done").unlink()  # as if that run had stopped after its last checkpoint
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# three prompts\na red vase\n\na blue mug\na green ball\n")
+    assert launcher.main(["--config", "uniinstruct-fkl.yaml", "--stage", "nerf", *overrides, "--prompts", str(prompts),
+                          "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert f"2     a red vase    resume                  -     -    {finished}" in plan
+    assert f"4     a blue mug    skipped (already done)  -     -    {mug}" in plan
+    assert "5     a green ball  new  " in plan  # its failed run has no checkpoint: a new run
+    cfg = load_config("uniinstruct-fkl.yaml", [*overrides, "prompt=a blue mug"]).cfg
+    assert find_resume_dir(cfg, "LAST") == mug  # what a single run with resume=LAST continues
+
+
+def test_a_prompt_batch_checks_every_prompt_before_it_writes_anything(tmp_path, capsys):
+    import launch as launcher
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# comment\na red vase\n\na refined vase\na blue mug with a handle\n")
+    runs = tmp_path / "runs"
+    code = launcher.main(["--config", "uniinstruct-fkl.yaml", f"prompt=@{prompts}", f"exp_root_dir={runs}", "steps=1"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and not runs.exists()
+    assert err[0].startswith(f"error: {prompts}:4: 'a refined vase': the teacher") and err[0].endswith("'refined'.")
+    assert err[1].startswith(f"error: {prompts}:5: ") and err[1].endswith("the word(s) 'handle', 'with'.")
+    assert "Its vocabulary" in err[2]
+    for args, says in [(["--prompts", str(prompts), "prompt=a vase"], "not both"),
+                       (["--prompts", str(tmp_path / "none.txt")], "cannot read the prompt file"),
+                       (["--prompts", str(prompts), "resume=LAST"], "drop resume=")]:
+        assert launcher.main(["--config", "uniinstruct-fkl.yaml", *args, f"exp_root_dir={runs}"]) == 2
+        assert says in capsys.readouterr().err and not runs.exists()
+
+
+def test_trainer_logger_is_checked_before_anything_runs(tmp_path, capsys, monkeypatch):
+    import launch as launcher
+
+    base = ["--config", "distill2d/mixture.yaml", "steps=1", f"exp_root_dir={tmp_path}/runs"]
+    assert launcher.main([*base, "trainer.logger=wandbb", "--dry-run"]) == 2
+    assert ("trainer.logger=wandbb on the command line is not a logger: give one of csv, wandb. Did you mean 'wandb'?"
+            in capsys.readouterr().err)
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if wandb were not installed
+    assert launcher.main([*base, "trainer.logger=wandb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: trainer.logger=wandb on the command line: wandb is not installed; pip install wandb, or "
+                   "drop trainer.logger (metrics.csv is always written)")
+    assert not (tmp_path / "runs").exists()

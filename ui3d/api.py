@@ -3,6 +3,7 @@
     import ui3d
     result = ui3d.generate("a red vase", steps=50)                     # text-to-3D, the headline config
     result.glb, result.stage_seconds                                   # the exported mesh, time per stage
+    results = ui3d.generate(["a red vase", "a blue mug"], steps=50)    # a batch: a rerun skips finished prompts
     run = ui3d.distill("distill2d/uniinstruct-fkl.yaml", steps=100)    # a one-step 2D student
     student = ui3d.load_student(run.run_dir)
     images = student.sample(16, seed=0)                                # [16, C, H, W] in [0, 1]
@@ -59,21 +60,34 @@ class RunResult:
         return result
 
 
-def _launch(args: list[str], overrides: dict) -> RunResult:
+def _launch(args: list[str], overrides: dict, prompts: list[str] | None = None) -> RunResult | list[RunResult]:
     from ui3d import cli
 
     argv = [*args, *(f"{key}={value}" for key, value in overrides.items())]
-    code = cli.main(argv)
+    code = cli.main(argv, prompts=prompts)
     if code == 130:
-        raise KeyboardInterrupt(f"interrupted; continue with resume={cli.last.run_dir}")
+        raise KeyboardInterrupt(f"interrupted; continue with resume={cli.last.run_dir}" if prompts is None else
+                                "interrupted; generate the same prompts again to continue")
+    if prompts is not None and code == 1:
+        failed = [row for row in cli.last.batch if row.status == "failed"]
+        raise LaunchError(f"{len(failed)} of {len(cli.last.batch)} prompts failed: "
+                          + "; ".join(f"{row.prompt.text!r}: {row.error}" for row in failed), code)
     if code != 0:
         raise LaunchError(cli.last.error or f"launch.py {' '.join(argv)} exited with {code}", code)
+    if prompts is not None:
+        return [RunResult.read(row.run_dir) for row in cli.last.batch]
     return RunResult.read(cli.last.run_dir)
 
 
-def generate(prompt: str, config: str = "uniinstruct-fkl.yaml", *, stage: str | None = None, **overrides) -> RunResult:
-    """Text-to-3D: `python launch.py --config CONFIG prompt=PROMPT [--stage STAGE] key=value ...`."""
-    return _launch(["--config", config, f"prompt={prompt}", *(["--stage", stage] if stage else [])], overrides)
+def generate(prompt: str | list[str], config: str = "uniinstruct-fkl.yaml", *, stage: str | None = None,
+             **overrides) -> RunResult | list[RunResult]:
+    """Text-to-3D: `python launch.py --config CONFIG prompt=PROMPT [--stage STAGE] key=value ...`. A list of
+    prompts is a batch (`--prompts`): every prompt checked first, finished ones skipped, unfinished ones resumed;
+    one result per prompt, or `LaunchError` (code 1) naming the prompts that failed once the others ran."""
+    flags = ["--config", config, *(["--stage", stage] if stage else [])]
+    if isinstance(prompt, str):
+        return _launch([*flags, f"prompt={prompt}"], overrides)
+    return _launch(flags, overrides, prompts=list(prompt))
 
 
 def distill(config: str = "distill2d/uniinstruct-fkl.yaml", **overrides) -> RunResult:
@@ -94,25 +108,17 @@ class Student:
         teacher = self.system.teacher
         return teacher.to_images(x) if len(teacher.shape) > 1 else x
 
+    def pipeline(self):
+        """This student as a `ui3d.OneStepPipeline` (`save_pretrained(folder)` writes it as a 2D run does)."""
+        from ui3d.distill2d.pipeline import OneStepPipeline
+
+        return OneStepPipeline.from_system(self.system)
+
 
 def load_student(run: Path | str) -> Student:
     """The student of a finished 2D run (its run directory or a `last.ckpt`), rebuilt from the run's
-    `config.yaml` and its checkpoint (read with `weights_only=True`)."""
-    from ui3d import files
-    from ui3d.config import ConfigError, load_config, parse_structured, stage_block, stage_names
-    from ui3d.systems.distill2d import Distill2DSystem, find_checkpoint
+    `config.yaml` and its checkpoint (read with `weights_only=True`); `.pipeline()` makes it a diffusers
+    `OneStepPipeline`."""
+    from ui3d.systems.distill2d import Distill2DSystem
 
-    try:
-        ckpt = find_checkpoint(str(run))
-    except ConfigError:
-        raise ConfigError(f"no student at {run}: give a 2D run directory (with <stage>/ckpts/last.ckpt) or a "
-                          "last.ckpt") from None
-    run_dir = ckpt.parent.parent.parent
-    cfg = load_config(str(run_dir / "config.yaml")).cfg
-    (stage,) = stage_names(cfg)
-    block = stage_block(cfg, stage)
-    if block.system_type != "distill2d-system":
-        raise ConfigError(f"{run_dir} is a {block.system_type} run, not a 2D student (distill2d-system)")
-    system = Distill2DSystem(parse_structured(Distill2DSystem.Config, block.system), run_dir / stage / "save")
-    system.load_state_dict(files.torch_load(ckpt, "student checkpoint")["state_dict"])
-    return Student(system)
+    return Student(Distill2DSystem.from_checkpoint(run))

@@ -1,5 +1,5 @@
 """The command line of ui3d (what `python launch.py` runs), threestudio-style:
-`python launch.py --config NAME [--dry-run] [--stage S] [--export] [key=value ...]`.
+`python launch.py --config NAME [--dry-run] [--stage S] [--export] [--prompts FILE] [key=value ...]`.
 
 `main(argv)` returns the exit status (0, 2 for bad input, 130 on Ctrl-C, 143 on SIGTERM); benchmarks and tests call
 it in-process.
@@ -19,6 +19,7 @@ EPILOG = """\
 overrides (after the flags, any number):
   key=value           any config key, dotted for nesting: trainer.max_steps=500 system.guidance.divergence=jkl
   prompt="a vase"     shorthand for system.prompt_processor.prompt
+  prompt=@FILE        one run per line of FILE, as --prompts FILE
   seed=N              seed of every random generator
   steps=N             caps trainer.max_steps of every stage (quick runs)
   name=... tag=...    run directory <exp_root_dir>/<name>/<tag>@<timestamp>/ (tag defaults to the prompt)
@@ -28,14 +29,16 @@ overrides (after the flags, any number):
 examples:
   python launch.py --config uniinstruct-fkl.yaml prompt="a vase"
   python launch.py --config uniinstruct-fkl.yaml prompt="a red mug" steps=2 --dry-run
+  python launch.py --config uniinstruct-fkl.yaml --prompts prompts/suite.txt  # one run per prompt; rerun resumes
   python launch.py resume=outputs/uniinstruct-fkl/a_vase@20261201-101500       # continue a run as it was
   python launch.py resume=outputs/uniinstruct-fkl/a_vase@20261201-101500 steps=2000   # ... for longer
 An unknown key exits with status 2 and names the key, where it was and the closest valid key.
 """
 
 
-last = SimpleNamespace(run_dir=None, error=None)
-"""What the latest `main` call in this process did: its run directory and its error line (for `ui3d.api`)."""
+last = SimpleNamespace(run_dir=None, error=None, batch=None)
+"""What the latest `main` call in this process did: its run directory, its error line and, for a prompt file,
+its `ui3d.batch.Row`s (for `ui3d.api`)."""
 
 RUN_DIR_ENV = "UI3D_RUN_DIR"
 """Set while a run trains, so that the processes DDP launches write into the same run directory."""
@@ -50,8 +53,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print the fully resolved config and write nothing")
     parser.add_argument("--stage", help="run only this stage (e.g. nerf, geometry, texture)")
     parser.add_argument("--export", action="store_true",
-                        help="export the textured mesh of a run's stage (needs resume=RUN_DIR or resume=LAST; "
-                             "--stage picks the stage, default: the last stage with a checkpoint)")
+                        help="export the textured mesh of a run's stage (a 2D run: its student as a diffusers "
+                             "pipeline in <run>/pipeline/; needs resume=RUN_DIR or resume=LAST; --stage picks the "
+                             "stage, default: the last stage with a checkpoint)")
     parser.add_argument("--train", action="store_true", help="train (the default; threestudio's flag)")
     parser.add_argument("--validate", action="store_true",
                         help="render a trained stage's validation views again from its last checkpoint (needs "
@@ -61,6 +65,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--gpu", metavar="IDS",
                         help="threestudio's flag: train on these CUDA devices (e.g. 0 or 0,1): sets "
                              "CUDA_VISIBLE_DEVICES, trainer.accelerator=gpu and trainer.devices to their number")
+    parser.add_argument("--prompts", metavar="FILE",
+                        help="one run per prompt of FILE (one a line; blank lines and # comments skipped), each "
+                             "checked before the first starts; a rerun skips finished prompts and resumes the others; "
+                             "ends with a table (prompt, status, time, GLB)")
     parser.add_argument("--verbose", action="store_true",
                         help="keep Lightning's banners and tips, library warnings and model-loading bars")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (see below)")
@@ -68,10 +76,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
-    """`--export`: the textured mesh of one stage's last checkpoint, into `<run>/<stage>/save/export/`; a stage
-    that has not finished is exported with a warning naming the step of its checkpoint."""
+    """`--export`: the textured mesh of one stage's last checkpoint, into `<run>/<stage>/save/export/` (a 2D
+    run: its student as a diffusers pipeline, into `<run>/pipeline/`); a stage that has not finished is exported
+    with a warning naming the step of its checkpoint."""
     from ui3d.config import ConfigError, stage_block
-    from ui3d.export.mesh import export_stage
+    from ui3d.registry import find
     from ui3d.systems.runner import checkpoint_step
 
     if run_dir is None:
@@ -88,7 +97,14 @@ def export(cfg, run_dir, stage: str | None, stages: list[str]) -> int:
         planned = stage_block(cfg, stage).trainer.max_steps
         print(f"warning: stage '{stage}' has not finished: exporting its checkpoint at step {step} of {planned}",
               file=sys.stderr)
-    paths = export_stage(cfg, stage, run_dir, **dict(stage_block(cfg, stage).system.get("export") or {}))
+    block = stage_block(cfg, stage)
+    system = find(block.system_type)
+    if hasattr(system, "export"):
+        paths = system.export(block, run_dir / stage, cfg)
+    else:
+        from ui3d.export.mesh import export_stage
+
+        paths = export_stage(cfg, stage, run_dir, **dict(block.system.get("export") or {}))
     print("\n".join(f"{key}: {path}" for key, path in paths.items()))
     return 0
 
@@ -172,25 +188,52 @@ def summary(run_dir: Path, stages: list[str], cfg) -> str:
     return "\n".join(lines)
 
 
+def bad_input() -> tuple[type[Exception], ...]:
+    """The errors that mean the input cannot run: one `error:` line and exit status 2."""
+    from ui3d.config import ConfigError
+    from ui3d.registry import RegistryError
+    from ui3d.teachers.loader import TeacherNotFound
+    from ui3d.teachers.teacher import PromptError
+
+    return ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError
+
+
+def refuse(err: Exception) -> int:
+    """Say what was wrong (`error: ...` on stderr; `last.error`) and return exit status 2."""
+    last.error = str(err)
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+
+
 def _terminate(signum, frame):
     from ui3d.systems.runner import Terminated
 
     raise Terminated("terminated")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prompts: list[str] | None = None) -> int:
+    """launch.py with these arguments; `prompts` (from Python) trains them as a prompt file would."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    last.run_dir = last.error = None
+    last.run_dir = last.error = last.batch = None
     if not args.verbose:
         quiet()
+    from ui3d import batch
+
+    if prompts is not None:
+        return batch.main(args, "prompts", [batch.Prompt(i, str(p).strip()) for i, p in enumerate(prompts, 1)])
+    try:
+        source = batch.prompt_file(args)
+    except bad_input() as err:
+        return refuse(err)
+    if source is not None:
+        return batch.main(args, source)
     from omegaconf import OmegaConf
 
     from ui3d.config import ConfigError, load_config, parse_overrides, stage_block, stage_names
-    from ui3d.registry import RegistryError, find
+    from ui3d.registry import find
     from ui3d.run import find_resume_dir, make_run_dir, resume_config, run_dir_for
     from ui3d.systems.runner import Terminated
     from ui3d.teachers.loader import BrokenTeacher, TeacherNotFound
-    from ui3d.teachers.teacher import PromptError
 
     config = args.config
     try:
@@ -234,10 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             return evaluate(cfg, run_dir, args.stage, stage_names(cfg), modes[0])
         # DDP re-runs this script once per extra process: those find the run directory in the environment
         run_dir = run_dir or Path(os.environ.get(RUN_DIR_ENV) or make_run_dir(cfg))
-    except (ConfigError, RegistryError, PromptError, TeacherNotFound, FileNotFoundError) as err:
-        last.error = str(err)
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except bad_input() as err:
+        return refuse(err)
     last.run_dir = run_dir
     print(f"run directory: {run_dir}")
     os.environ[RUN_DIR_ENV] = str(run_dir)
@@ -253,9 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nterminated (SIGTERM): {hint}", file=sys.stderr)
         return 143
     except (ConfigError, TeacherNotFound) as err:  # found while the run starts a stage: a bad file, a missing stage
-        last.error = str(err)
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return refuse(err)
     finally:
         signal.signal(signal.SIGTERM, previous)
         os.environ.pop(RUN_DIR_ENV, None)

@@ -64,6 +64,14 @@ class TrainerConfig:
     """Validation batches run before training (Lightning's sanity check)."""
     enable_progress_bar: bool = True
     """The console's per-stage bar."""
+    logger: str = "csv"
+    """Where scalars go besides `logs/metrics.csv` (always written; TensorBoard too when installed): `csv` (nothing
+    else) or `wandb` (Lightning's WandbLogger, run files in `<stage>/wandb/`; offline unless WANDB_MODE is set;
+    project `WANDB_PROJECT` or the run's `name`; needs `pip install wandb`)."""
+
+
+LOGGERS = ("csv", "wandb")
+"""The values of `trainer.logger`."""
 
 
 @dataclass
@@ -324,6 +332,21 @@ def check_ranges(cfg: DictConfig, locate: _Locator) -> None:
         if block.get("gradient_clip_algorithm", "norm") not in ("norm", "value"):
             raise ConfigError(f"{prefix}gradient_clip_algorithm={block.gradient_clip_algorithm} "
                               f"{locate(prefix + 'gradient_clip_algorithm')} must be norm or value")
+        check_logger(str(block.get("logger", "csv")), prefix + "logger", locate)
+
+
+def check_logger(name: str, key: str, locate: _Locator) -> None:
+    """A `trainer.logger` this machine can use: a known name, and for `wandb` an importable wandb (found without
+    importing it)."""
+    import importlib.util
+
+    if name not in LOGGERS:
+        close = difflib.get_close_matches(name, LOGGERS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{key}={name} {locate(key)} is not a logger: give one of {', '.join(LOGGERS)}.{hint}")
+    if name == "wandb" and importlib.util.find_spec("wandb") is None:
+        raise ConfigError(f"{key}=wandb {locate(key)}: wandb is not installed; pip install wandb, or drop "
+                          f"{key} (metrics.csv is always written)")
 
 
 def merge_parts(base: DictConfig, override: DictConfig | dict) -> DictConfig:

@@ -11,7 +11,9 @@ import fnmatch
 import time
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ui3d import files
 from ui3d.config import ConfigError, load_config, run_tag
@@ -65,6 +67,27 @@ def has_progress(run_dir: Path) -> bool:
     return any(run_dir.glob("*/ckpts/*.ckpt")) or any(run_dir.glob("*/done"))
 
 
+def runs_of(cfg: DictConfig) -> list[Path]:
+    """The run directories of this config's name and tag (`<tag>@<timestamp>`, and `<tag>` without a timestamp)."""
+    family = Path(cfg.exp_root_dir) / str(cfg.name)
+    runs = [p for p in family.glob(f"{run_tag(cfg)}@*") if p.is_dir()]
+    return runs + ([family / run_tag(cfg)] if (family / run_tag(cfg)).is_dir() else [])
+
+
+def find_same_run(cfg: DictConfig) -> Path | None:
+    """The newest run of this name and tag that has something to resume and trains what `cfg` trains (its
+    `config.yaml` differs at most in `RESUMABLE` keys): the run a batch prompt continues; None if there is none."""
+    same = []
+    for run in (p for p in runs_of(cfg) if has_progress(p)):
+        try:  # written resolved and checked by make_run_dir: compared as it is (load_config would check it again)
+            saved = OmegaConf.load(run / "config.yaml")
+        except (OSError, OmegaConfBaseException, yaml.YAMLError):  # unreadable: not this run
+            continue
+        if all(resumable(key) for key in changed_keys(saved, cfg)):
+            same.append(run)
+    return max(same, key=lambda p: p.stat().st_mtime, default=None)
+
+
 def find_resume_dir(cfg: DictConfig | None, resume: str | None = None) -> Path | None:
     """The run directory `resume` names: `LAST` (the newest run of this name and tag that has a checkpoint) or a
     path (a run directory or one of its checkpoints); None for a new run."""
@@ -74,14 +97,13 @@ def find_resume_dir(cfg: DictConfig | None, resume: str | None = None) -> Path |
     if str(resume) == "LAST":
         if cfg is None:
             raise ConfigError("resume=LAST needs --config (it looks for the newest run of the config's name and tag)")
-        family = Path(cfg.exp_root_dir) / str(cfg.name)
-        runs = [p for p in family.glob(f"{run_tag(cfg)}@*") if p.is_dir()]
-        runs += [family / run_tag(cfg)] if (family / run_tag(cfg)).is_dir() else []
+        runs = runs_of(cfg)
         resumable = [p for p in runs if has_progress(p)]
         if not resumable:
             found = f" ({len(runs)} without a checkpoint)" if runs else ""
-            raise FileNotFoundError(f"resume=LAST: no earlier run of {family}/{run_tag(cfg)}@* with a checkpoint to "
-                                    f"resume{found}; start a new run without resume=")
+            raise FileNotFoundError(f"resume=LAST: no earlier run of {Path(cfg.exp_root_dir) / str(cfg.name)}/"
+                                    f"{run_tag(cfg)}@* with a checkpoint to resume{found}; start a new run without "
+                                    "resume=")
         return max(resumable, key=lambda p: p.stat().st_mtime)
     path = Path(str(resume)).expanduser()
     path = path.parent.parent.parent if path.suffix == ".ckpt" else path  # <run>/<stage>/ckpts/last.ckpt
@@ -90,7 +112,8 @@ def find_resume_dir(cfg: DictConfig | None, resume: str | None = None) -> Path |
     return path
 
 
-def _flat(cfg: DictConfig) -> dict[str, object]:
+def flat(cfg: DictConfig) -> dict[str, object]:
+    """`{dotted key: value}` of every leaf, interpolations resolved."""
     out: dict[str, object] = {}
 
     def walk(node, prefix):
@@ -106,7 +129,7 @@ def _flat(cfg: DictConfig) -> dict[str, object]:
 
 def changed_keys(before: DictConfig, after: DictConfig) -> dict[str, tuple]:
     """`{dotted key: (before, after)}` for every leaf that differs."""
-    a, b = _flat(before), _flat(after)
+    a, b = flat(before), flat(after)
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 

@@ -2,6 +2,7 @@
 random class-conditional UNet teacher, and the base configs on their own teachers), resume and the RKL → FKL warm
 start carry the networks over, and two DDP processes (gloo) end with the same generator."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,11 @@ import pytest
 import torch
 
 import launch
+import ui3d
 from tests.tiny_models import build_tiny_embedded_folder, build_tiny_unet_folder
 from ui3d.config import CONFIG_DIR
 from ui3d.teachers.loader import EMBEDDED_DIR
+from ui3d.teachers.teacher import PromptError
 
 RECIPES = sorted(p.name for p in (CONFIG_DIR / "distill2d").glob("*.yaml"))
 REPO = Path(__file__).resolve().parents[2]
@@ -80,11 +83,31 @@ def test_embedded_config_trains_a_text_to_image_generator(tmp_path):
                  "system.teacher.real_pool=4", "system.teacher.real_steps=2", "system.teacher.prompts=[a red vase]"]
     assert launch.main(["--config", "distill2d/embedded.yaml", *fast(tmp_path, 2), *overrides]) == 0
     assert (only_run(tmp_path) / "done").read_text().startswith("2 steps")
+    run = only_run(tmp_path).parent  # its student as a pipeline: text encoder and tokenizer saved beside it
+    pipe = ui3d.OneStepPipeline.from_pretrained(run / "pipeline")
+    images = pipe(2, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert images.shape == (2, 3, 32, 32) and torch.equal(images, ui3d.load_student(run).sample(2, seed=0))
+    with pytest.raises(PromptError, match="'refined'"):
+        pipe("a refined vase")
 
 
 def generator_state(stage: Path) -> dict:
     state = torch.load(stage / "ckpts" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     return {k: v for k, v in state.items() if k.startswith("generator.")}
+
+
+def test_wandb_logger_writes_an_offline_run_beside_the_csv_log(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "")
+    monkeypatch.delenv("WANDB_MODE")  # unset: the run goes offline by default (and is unset again after the test)
+    for key in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(key, str(tmp_path / "wandb-home"))
+    assert launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path / "runs", 2), *MIXTURE_FAST,
+                        "trainer.logger=wandb"]) == 0
+    stage = only_run(tmp_path / "runs")
+    (offline,) = (stage / "wandb").glob("offline-run-*")
+    assert list(offline.glob("run-*.wandb")) and (stage / "logs" / "metrics.csv").is_file()
+    assert os.environ["WANDB_MODE"] == "offline" and wandb.run is None  # the stage finished its wandb run
 
 
 def test_resume_continues_the_run(tmp_path):

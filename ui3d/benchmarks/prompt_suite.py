@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from ui3d import batch
 from ui3d.benchmarks.common import Task, run_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,9 +56,8 @@ STAGES = ("nerf", "geometry", "texture")
 
 
 def read_prompts(path: Path) -> list[str]:
-    """The prompts of a file, one per line; blank lines and `#` comments skipped."""
-    lines = (line.strip() for line in Path(path).read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    """The prompts of a file, one per line; blank lines and `#` comments skipped (`ui3d.batch.read_prompts`)."""
+    return [prompt.text for prompt in batch.read_prompts(path)]
 
 
 def slug(text: str) -> str:

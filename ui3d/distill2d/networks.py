@@ -47,6 +47,8 @@ class MLPDenoiser(_Scheduled):
             width = hidden
         self.net = nn.Sequential(*layers, nn.Linear(width, dim))
         self.time_dim = time_dim
+        self.sizes = {"dim": dim, "hidden": hidden, "depth": depth, "time_dim": time_dim}
+        """The constructor's sizes (what rebuilds this network around saved weights)."""
 
     def forward(self, x_t: Tensor, t: Tensor, cond=None) -> Tensor:
         alpha, sigma = self.alpha_sigma(t)

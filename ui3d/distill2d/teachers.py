@@ -36,11 +36,11 @@ from ui3d.diffusion.denoiser import classifier_free_guidance
 
 
 
-def cosine_schedule(n: int = 1000) -> VPDiscrete:
+def cosine_scheduler(n: int = 1000):
     """DDPM's cosine schedule (squaredcos_cap_v2), as the project's teachers use."""
     from diffusers import DDPMScheduler
 
-    return VPDiscrete.from_scheduler(DDPMScheduler(num_train_timesteps=n, beta_schedule="squaredcos_cap_v2"))
+    return DDPMScheduler(num_train_timesteps=n, beta_schedule="squaredcos_cap_v2")
 
 
 class Teacher2D:
@@ -48,6 +48,8 @@ class Teacher2D:
 
     shape: tuple[int, ...]
     schedule: VPDiscrete
+    scheduler_config: dict
+    """The diffusers scheduler config the schedule comes from (a saved student rebuilds its schedule from it)."""
     net: nn.Module
     source: Optional[Path] = None
     """The weights folder (for the real-pool cache key)."""
@@ -126,6 +128,11 @@ class Teacher2D:
         """Samples → images [B, C, H, W] in [0, 1] for grids and metrics."""
         return ((x + 1) / 2).clamp(0, 1)
 
+    def student_inputs(self) -> dict:
+        """What a saved student needs to draw its conditions as training did (`ui3d.distill2d.pipeline`):
+        `num_classes` (class labels), `prompts` with `text_encoder` and `tokenizer` (text), `vae` (latents)."""
+        return {}
+
 
 def _frozen(net: nn.Module) -> nn.Module:
     return net.requires_grad_(False).eval()
@@ -188,7 +195,8 @@ class MixtureTeacher(Teacher2D):
         means = torch.zeros(cfg.n_modes, cfg.dim, dtype=torch.float64)
         means[:, :2] = ring.means
         self.mixture = GaussianMixture(ring.weights, means, ring.variances)
-        self.schedule = cosine_schedule()
+        scheduler = cosine_scheduler()
+        self.schedule, self.scheduler_config = VPDiscrete.from_scheduler(scheduler), dict(scheduler.config)
         self.shape = (cfg.dim,)
         self.net = _Exact(self)
 
@@ -267,7 +275,7 @@ class UNetTeacher(Teacher2D):
         unet = UNet2DModel.from_pretrained(unet_dir)
         scheduler = (DDPMScheduler.from_pretrained(path / "scheduler") if (path / "scheduler").is_dir()
                      else DDPMScheduler(num_train_timesteps=1000))
-        self.schedule = VPDiscrete.from_scheduler(scheduler)
+        self.schedule, self.scheduler_config = VPDiscrete.from_scheduler(scheduler), dict(scheduler.config)
         self.net = _frozen(UNetDenoiser(unet, self.schedule.alphas_cumprod, scheduler.config.prediction_type))
         self.n_classes = unet.config.num_class_embeds
         self.shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
@@ -277,6 +285,9 @@ class UNetTeacher(Teacher2D):
             return None, None, [None] * n
         labels = torch.randint(0, self.n_classes - 1, (n,), generator=generator)
         return labels, torch.full_like(labels, self.n_classes - 1), labels.tolist()
+
+    def student_inputs(self) -> dict:
+        return {"num_classes": self.n_classes - 1} if self.n_classes else {}
 
 
 @register("text-teacher")
@@ -300,7 +311,7 @@ class TextTeacher(Teacher2D):
         self.teacher = load_teacher(cfg.pretrained_model_name_or_path)
         self.source = resolve_model_path(cfg.pretrained_model_name_or_path)
         self.teacher.check_prompts(list(cfg.prompts))
-        self.schedule = self.teacher.schedule
+        self.schedule, self.scheduler_config = self.teacher.schedule, dict(self.teacher.scheduler.config)
         self.net = _frozen(UNetDenoiser(self.teacher.unet, self.schedule.alphas_cumprod, self.teacher.prediction_type))
         with torch.no_grad():
             self.embeddings = self.teacher.encode_text(list(cfg.prompts))
@@ -314,3 +325,7 @@ class TextTeacher(Teacher2D):
 
     def to_images(self, x: Tensor) -> Tensor:
         return self.teacher.decode(x).clamp(0, 1)
+
+    def student_inputs(self) -> dict:
+        return {"prompts": list(self.cfg.prompts), "text_encoder": self.teacher.text_encoder,
+                "tokenizer": self.teacher.tokenizer, "vae": self.teacher.vae}

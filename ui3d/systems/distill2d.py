@@ -23,6 +23,7 @@ from typing import Optional
 import lightning as L
 import torch
 import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
@@ -70,6 +71,10 @@ class Distill2DConfig:
     """Samples for the end-of-run metrics."""
     grid_samples: int = 64
     seed: int = 0
+
+
+PIPELINE_DIR = "pipeline"
+"""Where a 2D run saves its student as a diffusers pipeline: `<run>/pipeline/`."""
 
 
 def _rng(seed: int, step: int, stream: int) -> torch.Generator:
@@ -281,10 +286,49 @@ class Distill2DSystem(L.LightningModule):
 
     @classmethod
     def run(cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig) -> None:
+        """Train the stage, then save the student as a diffusers pipeline in `<run>/pipeline/` (rank 0)."""
         stage_dir = Path(stage_dir)
         if stage_done(stage_dir):
             return
         L.seed_everything(int(experiment.seed), workers=True, verbose=False)
         system_cfg = parse_structured(cls.Config, stage.system)
         system_cfg.seed = int(experiment.seed)
-        fit_stage(cls(system_cfg, stage_dir / "save"), stage_dir, parse_structured(TrainerConfig, stage.trainer))
+        system = cls(system_cfg, stage_dir / "save")
+        fit_stage(system, stage_dir, parse_structured(TrainerConfig, stage.trainer))
+        if rank_zero_only.rank == 0:
+            system.save_pipeline(stage_dir.parent / PIPELINE_DIR)
+
+    @classmethod
+    def export(cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig) -> dict[str, Path]:
+        """`--export`: the student of the stage's last checkpoint as a pipeline in `<run>/pipeline/`."""
+        system = cls.from_checkpoint(Path(stage_dir) / "ckpts" / "last.ckpt")
+        return {"pipeline": system.save_pipeline(Path(stage_dir).parent / PIPELINE_DIR)}
+
+    @classmethod
+    def from_checkpoint(cls, run: str | Path) -> Distill2DSystem:
+        """The system of a 2D run (its run directory or a checkpoint), rebuilt from the run's `config.yaml` and
+        the checkpoint (read with `weights_only=True`)."""
+        from ui3d.config import load_config, stage_block, stage_names
+
+        try:
+            ckpt = find_checkpoint(str(run))
+        except ConfigError:
+            raise ConfigError(f"no student at {run}: give a 2D run directory (with <stage>/ckpts/last.ckpt) or a "
+                              "last.ckpt") from None
+        run_dir, stage = ckpt.parent.parent.parent, ckpt.parent.parent.name
+        cfg = load_config(str(run_dir / "config.yaml")).cfg
+        block = stage_block(cfg, stage if stage in stage_names(cfg) else stage_names(cfg)[0])
+        if block.system_type != "distill2d-system":
+            raise ConfigError(f"{run_dir} is a {block.system_type} run, not a 2D student (distill2d-system)")
+        system = cls(parse_structured(cls.Config, block.system), run_dir / stage / "save")
+        system.load_state_dict(files.torch_load(ckpt, "student checkpoint")["state_dict"])
+        return system.eval()
+
+    def save_pipeline(self, folder: Path) -> Path:
+        """The EMA generator as a `OneStepPipeline` folder (safetensors), written whole or not at all."""
+        from ui3d.distill2d.pipeline import OneStepPipeline
+
+        with files.atomic_dir(folder) as tmp:
+            OneStepPipeline.from_system(self).save_pretrained(tmp)
+        print(f"student pipeline: {folder}")
+        return Path(folder)

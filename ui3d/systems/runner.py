@@ -251,8 +251,8 @@ def write_rank_checksums(params, save_dir: Path, is_global_zero: bool) -> None:
             {"world_size": len(gathered), "checksums": [g.tolist() for g in gathered]}) + "\n")
 
 
-def loggers(stage_dir: Path) -> list:
-    """CSV always; TensorBoard too where it is installed."""
+def loggers(stage_dir: Path, logger: str = "csv") -> list:
+    """CSV always; TensorBoard too where it is installed; wandb for `trainer.logger: wandb` (`wandb_logger`)."""
     found = [AppendingCSVLogger(stage_dir, name="logs", version="")]
     try:
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -260,7 +260,44 @@ def loggers(stage_dir: Path) -> list:
         found.append(TensorBoardLogger(stage_dir, name="tb", version=""))
     except (ImportError, ModuleNotFoundError):
         pass
+    if logger == "wandb":
+        found.append(wandb_logger(stage_dir))
     return found
+
+
+def wandb_logger(stage_dir: Path):
+    """Lightning's WandbLogger for a stage: offline unless WANDB_MODE says otherwise (`wandb sync` uploads it
+    later), run files in `<stage>/wandb/`, project WANDB_PROJECT or the run's name, one wandb run per stage whose
+    id follows the stage directory (a resumed stage logs under the same id)."""
+    import hashlib
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    stage_dir = Path(stage_dir)
+    run_id = hashlib.sha1(str(stage_dir.resolve()).encode()).hexdigest()[:16]
+    return WandbLogger(name=f"{stage_dir.parent.name}/{stage_dir.name}", save_dir=str(stage_dir), id=run_id,
+                       project=os.environ.get("WANDB_PROJECT") or stage_dir.parent.parent.name,
+                       group=stage_dir.parent.name, resume="allow")
+
+
+@contextlib.contextmanager
+def finishing_loggers(trainer: L.Trainer):
+    """End the stage's wandb run when the block ends (marked failed on an exception): Lightning leaves it open,
+    and the next stage (or prompt) would log into it."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    def finish(exit_code: int | None = None) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:  # a run was started
+                logger._experiment.finish(exit_code=exit_code)
+
+    try:
+        yield
+    except BaseException:
+        finish(exit_code=1)
+        raise
+    finish()
 
 
 class StageProgressBar(TQDMProgressBar):
@@ -328,7 +365,8 @@ def make_trainer(cfg: TrainerConfig, stage_dir: Path, extra_callbacks: tuple = (
     return L.Trainer(
         max_steps=cfg.max_steps, val_check_interval=cfg.val_check_interval, check_val_every_n_epoch=None,
         log_every_n_steps=cfg.log_every_n_steps, accelerator=cfg.accelerator, devices=cfg.devices,
-        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks, logger=loggers(stage_dir),
+        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks,
+        logger=loggers(stage_dir, cfg.logger),
         gradient_clip_val=cfg.gradient_clip_val, gradient_clip_algorithm=cfg.gradient_clip_algorithm,
         accumulate_grad_batches=cfg.accumulate_grad_batches, num_sanity_val_steps=cfg.num_sanity_val_steps,
         enable_progress_bar=cfg.enable_progress_bar, default_root_dir=stage_dir, enable_model_summary=False,
@@ -427,6 +465,12 @@ def fit_stage(system: L.LightningModule, stage_dir: Path, trainer_cfg: TrainerCo
     `done`."""
     stop = GracefulStop()
     trainer = make_trainer(trainer_cfg, stage_dir, (stop,))
+    with finishing_loggers(trainer):
+        _fit_and_test(trainer, stop, system, stage_dir, datamodule, resume)
+
+
+def _fit_and_test(trainer: L.Trainer, stop: GracefulStop, system: L.LightningModule, stage_dir: Path, datamodule,
+                  resume: tuple[str, int] | None) -> None:
     last = stage_dir / "ckpts" / "last.ckpt"
     resume = resume or resume_checkpoint(stage_dir / "ckpts")
     resume_path, start_step = resume if resume else (None, 0)
@@ -512,8 +556,9 @@ def evaluate_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: D
     system.evaluated_step = checkpoint_step(ckpt)  # validation images are named for the step they show
     trainer = make_trainer(trainer_cfg, stage_dir)
     run = trainer.validate if mode == "validate" else trainer.test
-    run(system, datamodule=build(stage.data_type, stage.data, trainer_cfg.max_steps), ckpt_path=str(ckpt),
-        weights_only=True, verbose=False)
+    with finishing_loggers(trainer):
+        run(system, datamodule=build(stage.data_type, stage.data, trainer_cfg.max_steps), ckpt_path=str(ckpt),
+            weights_only=True, verbose=False)
 
 
 def train_stage(system_cls, stage: DictConfig, stage_dir: Path, experiment: DictConfig, load_teacher) -> None:

@@ -46,6 +46,22 @@ def check_prompts(tokenizer, prompts: list[str], name: str) -> None:
         )
 
 
+@torch.no_grad()
+def encode_text(tokenizer, text_encoder, prompts: list[str]) -> Tensor:
+    """Text embeddings [B, L, C]: the encoder's last hidden state on prompts padded to the tokenizer's length (as
+    Stable Diffusion uses), on the encoder's device (the UNet's, or the CPU when offloaded)."""
+    tokens = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                       return_tensors="pt")
+    return text_encoder(tokens.input_ids.to(next(text_encoder.parameters()).device))[0]
+
+
+def decode(x0: Tensor, vae=None) -> Tensor:
+    """x_0 → images in [0, 1]: VAE-decoded latents (÷ scaling factor), or pixels in [−1, 1]."""
+    if vae is not None:
+        x0 = vae.decode((x0 / vae.config.scaling_factor).to(vae.dtype)).sample.to(x0.dtype)
+    return ((x0 + 1) / 2).clamp(0, 1)
+
+
 class DiffusionTeacher(nn.Module):
     """UNet + scheduler + text encoder + tokenizer (+ VAE for latent models), frozen by the caller if needed."""
 
@@ -79,16 +95,10 @@ class DiffusionTeacher(nn.Module):
         """Fail before any training on words the teacher does not know, saying what it knows instead."""
         check_prompts(self.tokenizer, prompts, self.name)
 
-    @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> Tensor:
         """Text embeddings [B, L, C] (the encoder's last hidden state, as Stable Diffusion uses)."""
         self.check_prompts(prompts)
-        tokens = self.tokenizer(
-            prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
-            return_tensors="pt",
-        )
-        encoder_device = next(self.text_encoder.parameters()).device  # the UNet's, or the CPU when offloaded
-        return self.text_encoder(tokens.input_ids.to(encoder_device))[0].to(self.device)
+        return encode_text(self.tokenizer, self.text_encoder, prompts).to(self.device)
 
     def _unet_inputs(self, x_t: Tensor, t: Tensor, text_emb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(x_t, t, text) as the UNet takes them: its dtype and device, one timestep per sample."""
@@ -129,6 +139,4 @@ class DiffusionTeacher(nn.Module):
 
     def decode(self, x0: Tensor) -> Tensor:
         """x_0 → images in [0, 1]."""
-        if self.latent:
-            x0 = self.vae.decode((x0 / self.vae.config.scaling_factor).to(self.vae.dtype)).sample.to(x0.dtype)
-        return ((x0 + 1) / 2).clamp(0, 1)
+        return decode(x0, self.vae)
