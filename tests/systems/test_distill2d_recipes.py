@@ -1,7 +1,8 @@
-"""The 2D recipes train what their papers train: Diff-Instruct's time weight."""
+"""The 2D recipes train what their papers train: Diff-Instruct's time weight, f-distill's GAN term."""
+import pytest
 import torch
 
-from ui3d.config import load_config, parse_structured
+from ui3d.config import CONFIG_DIR, load_config, parse_structured
 from ui3d.distill.objective import DistillObjective
 from ui3d.distill2d.teachers import cosine_schedule
 from ui3d.systems.distill2d import Distill2DConfig
@@ -32,3 +33,10 @@ def test_diff_instruct_recipe_weighs_every_t_as_diff_instruct_does():
     (grad,) = torch.autograd.grad(out["loss"], x0)
     per_t = grad / (d_fake - d_teacher)  # the weight the recipe gives each sample's D_p − D_q
     torch.testing.assert_close(per_t, torch.full_like(per_t, float(per_t.mean())), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (CONFIG_DIR / "distill2d").glob("f-distill-*.yaml")))
+def test_f_distill_recipes_train_with_their_gan_term(recipe):
+    objective, system = recipe_objective(recipe)
+    assert objective.cfg.method == "f-distill" and objective.cfg.lambda_gan > 0
+    assert objective.needs_ratio and system.discriminator in ("teacher", "fake")  # a head that trains
