@@ -114,6 +114,14 @@ def test_bad_loss_key_fails_before_the_run(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("bad, message", [("system.teacher.weights=[1,2]", "2 weights for 8 modes"),
+                                          ("system.teacher.init_modes=[8]", "must name modes 0 to 7")])
+def test_bad_mixture_teacher_fails_before_the_run(tmp_path, capsys, bad, message):
+    code = launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path), bad])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_ddp_two_cpu_processes_agree_on_the_generator(tmp_path):
     cmd = [sys.executable, "launch.py", "--config", "distill2d/mixture.yaml", *fast(tmp_path), *MIXTURE_FAST,
            "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
