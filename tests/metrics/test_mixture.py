@@ -8,6 +8,7 @@ from ui3d.metrics.mixture import (
     mmd,
     mmd_floor,
     mode_assignment,
+    mode_mass,
     mode_radius,
     mode_weight_tv,
     modes_covered,
@@ -76,6 +77,16 @@ def test_mode_weight_tv_of_unequal_weights_and_no_on_mode_sample():
     assert mode_weight_tv(torch.zeros(5, 2, dtype=torch.float64), mix) == {"tv": 1.0, "off_mode": 1.0}
 
 
+def test_mode_mass_is_each_modes_share_of_all_samples():
+    """50:1 modes at (±2, 0): 100 samples on the heavy mode, 3 on the light one, 2 between them (off-mode)."""
+    mix = GaussianMixture.ring(n_modes=2, weights=torch.tensor([50.0, 1.0], dtype=torch.float64))
+    jitter = 0.05 * torch.randn(105, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = torch.cat([mix.means[0].expand(100, 2), mix.means[1].expand(3, 2), torch.zeros(2, 2, dtype=torch.float64)])
+    torch.testing.assert_close(mode_mass(x + jitter, mix), torch.tensor([100 / 105, 3 / 105], dtype=torch.float64))
+    assert modes_covered(x + jitter, mix) == 2  # 3 ≥ 10% of the light mode's expected 105 / 51 samples
+    assert modes_covered(x[:100] + jitter[:100], mix) == 1
+
+
 def test_precision_recall(ring, exact, collapsed):
     reference = ring.sample(N, torch.Generator().manual_seed(8))
     same = precision_recall(reference, exact)
@@ -89,3 +100,4 @@ def test_mixture_report_has_every_number(ring, exact):
     expected = {"n", "mmd", "mmd_floor", "modes_covered", "n_modes", "mode_tv", "off_mode", "precision", "recall"}
     assert expected <= report.keys() and sum(k.startswith("mmd@") for k in report) == 3
     assert report["modes_covered"] == report["n_modes"] == 8 and report["n"] == 500
+    assert len(report["mode_mass"]) == 8 and report["mode_weight"] == pytest.approx([1 / 8] * 8)

@@ -46,7 +46,10 @@ def only_run(root: Path) -> Path:
     return run / "main"
 
 
-@pytest.mark.parametrize("recipe", [r for r in RECIPES if r not in ("mixture.yaml", "embedded.yaml")])
+TEACHER_CONFIGS = ("mixture.yaml", "mixture-dropped.yaml", "embedded.yaml")  # bases a recipe `extends=`
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if r not in TEACHER_CONFIGS])
 def test_recipe_trains_three_steps(recipe, unet_teacher, tmp_path):
     assert launch.main(["--config", f"distill2d/{recipe}", *fast(tmp_path), *unet_overrides(unet_teacher, recipe)]) == 0
     stage = only_run(tmp_path)
@@ -55,10 +58,12 @@ def test_recipe_trains_three_steps(recipe, unet_teacher, tmp_path):
     assert (stage / "save" / "it1.png").is_file() and (stage / "logs" / "metrics.csv").is_file()
 
 
-def test_mixture_config_reports_against_the_exact_mixture(tmp_path):
-    assert launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path), *MIXTURE_FAST]) == 0
+@pytest.mark.parametrize("config, n_modes", [("mixture.yaml", 8), ("mixture-dropped.yaml", 2)])
+def test_mixture_config_reports_against_the_exact_mixture(tmp_path, config, n_modes):
+    assert launch.main(["--config", f"distill2d/{config}", *fast(tmp_path), *MIXTURE_FAST]) == 0
     metrics = json.loads((only_run(tmp_path) / "save" / "metrics.json").read_text())
-    assert metrics["steps"] == 3 and metrics["samples"]["n_modes"] == 8
+    assert metrics["steps"] == 3 and metrics["samples"]["n_modes"] == n_modes
+    assert len(metrics["samples"]["mode_mass"]) == n_modes
     assert {"mmd", "mmd_floor", "modes_covered", "mode_tv", "precision", "recall"} <= set(metrics["samples"])
     assert set(metrics["ratio"]) == {"t200", "t400", "t600", "t800"}
 
@@ -134,6 +139,14 @@ def test_rkl_to_fkl_warm_start_loads_the_rkl_run(tmp_path):
 def test_bad_loss_key_fails_before_the_run(tmp_path, capsys):
     code = launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path), "system.loss.divergance=fkl"])
     assert code == 2 and "divergance" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("bad, message", [("system.teacher.weights=[1,2]", "2 weights for 8 modes"),
+                                          ("system.teacher.init_modes=[8]", "must name modes 0 to 7")])
+def test_bad_mixture_teacher_fails_before_the_run(tmp_path, capsys, bad, message):
+    code = launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path), bad])
+    assert code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 

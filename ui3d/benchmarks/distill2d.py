@@ -3,10 +3,16 @@
     python -m ui3d.benchmarks.distill2d                  # both parts, writes benchmarks/distill2d.md
     python -m ui3d.benchmarks.distill2d --part mixture   # or --part digits (writes distill2d-<part>.md)
     python -m ui3d.benchmarks.distill2d --part long      # two recipes × 600 steps by Inception FID (distill2d-long.md)
+    python -m ui3d.benchmarks.distill2d --part modes --jobs 1 --out benchmarks/distill2d_modes.md   # a dropped mode
 
 Part 1, the 8-mode ring with unequal weights (exact teacher): one Uni-Instruct run per divergence and seed (same
 steps and settings), scored on the EMA generator's samples: modes covered, mode-weight total variation, off-mode
 fraction, MMD beside its noise floor. The claim under test: fkl/jkl cover modes better than rkl.
+
+Part "modes", a mode reverse KL provably keeps dropped (`configs/distill2d/mixture-dropped.yaml`: two modes 40 std
+apart, weights 50:1, the generator and fake score starting on the heavy mode): Uni-Instruct rkl, fkl, jkl and χ²
+with the same settings over the seeds, scored by the light mode's recovered mass (its share of the samples, against
+its weight 1/51), modes covered and training time. Not part of `all`.
 
 Part 2, the MNIST teacher (16×16, class-conditional): the teacher at NFE ∈ {1, 2, 4, 8, 16, 35} (DDIM) and every
 recipe's one-step student, all scored the same way against held-out MNIST digits in the project classifier's
@@ -33,6 +39,7 @@ from ui3d import files
 from ui3d.benchmarks.common import Task, run_tasks, train_run
 
 DIVERGENCES = ("fkl", "rkl", "jkl", "chi2", "js")
+MODE_DIVERGENCES = ("rkl", "fkl", "jkl", "chi2")
 NFES = (1, 2, 4, 8, 16, 35)
 STUDENTS = (  # (row name, config, extra overrides): every recipe in configs/distill2d, the costliest first;
     # "warm:<row>" starts from that row's run; "warm_fraction" sets rkl_warm_start_steps to 30% of the steps
@@ -119,6 +126,36 @@ def mixture_table(args, done: dict) -> str:
             f"| {statistics.mean(t for _, _, t in found):.0f} |")
     header = ("| divergence | modes covered (of 8), per seed | mode-weight TV (mean ± sd) | off-mode fraction "
               "| recall | MMD / noise floor | train s / run |\n|" + " --- |" * 7)
+    return "\n".join([header, *rows])
+
+
+def modes_tasks(args) -> dict[str, Task]:
+    root = args.root / "modes"
+    return {f"modes {div} s{seed}": Task(run, (f"uniinstruct-{div}.yaml", root, f"{div}-s{seed}",
+                                               ["extends=mixture-dropped.yaml", f"seed={seed}",
+                                                f"trainer.max_steps={args.modes_steps}"]))
+            for div in MODE_DIVERGENCES for seed in args.seeds}
+
+
+def _mean_sd(values: list[float], digits: int = 4) -> str:
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.pstdev(values):.{digits}f}"
+
+
+def modes_table(args, done: dict) -> str:
+    rows, weight = [], None
+    for div in MODE_DIVERGENCES:
+        found = [done[f"modes {div} s{seed}"] for seed in args.seeds]
+        s = [metrics["samples"] for _, metrics, _ in found]
+        weight = s[0]["mode_weight"]
+        light, heavy = weight.index(min(weight)), weight.index(max(weight))
+        mass = [m["mode_mass"][light] for m in s]
+        rows.append(
+            f"| {div} | {_mean_sd(mass)} | {' / '.join(f'{x:.4f}' for x in mass)} "
+            f"| {' / '.join(str(m['modes_covered']) for m in s)} | {_mean_sd([m['mode_mass'][heavy] for m in s], 3)} "
+            f"| {_mean_sd([m['off_mode'] for m in s], 3)} | {statistics.mean(t for _, _, t in found):.0f} |")
+    header = (f"| divergence | light-mode mass (mean ± sd; its weight {min(weight):.4f}) | per seed "
+              f"| modes covered (of {len(weight)}), per seed | heavy-mode mass (weight {max(weight):.4f}) "
+              "| off-mode fraction | train s / run |\n|" + " --- |" * 7)
     return "\n".join([header, *rows])
 
 
@@ -275,12 +312,14 @@ def long_table(args, done: dict) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=("mixture", "digits", "all", "long"), default="all",
-                   help="all = mixture + digits; long = a few recipes trained longer, scored by Inception FID")
+    p.add_argument("--part", choices=("mixture", "digits", "all", "long", "modes"), default="all",
+                   help="all = mixture + digits; long = a few recipes trained longer, scored by Inception FID; "
+                        "modes = rkl/fkl/jkl/chi2 on a mode the generator starts without (mixture-dropped.yaml)")
     p.add_argument("--long-configs", nargs="+", default=["f-distill-fkl.yaml", "uniinstruct-fkl-gan.yaml"])
     p.add_argument("--long-steps", type=int, default=600)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--mixture-steps", type=int, default=1500)
+    p.add_argument("--modes-steps", type=int, default=2500, help="generator steps of each --part modes run")
     p.add_argument("--digit-steps", type=int, default=100)
     p.add_argument("--digit-overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config overrides for every digits student (e.g. system.batch_size=64)")
@@ -302,12 +341,15 @@ def main(argv=None) -> None:
     tasks.update(digits_tasks(args) if args.part in ("digits", "all") else {})
     tasks.update(mixture_tasks(args) if args.part in ("mixture", "all") else {})
     tasks.update(long_tasks(args) if args.part == "long" else {})
+    tasks.update(modes_tasks(args) if args.part == "modes" else {})
     done, seconds = run_tasks(tasks, args.jobs)
     sections = [f"# 2D one-step distillation\n\n`python -m ui3d.benchmarks.distill2d --part {args.part}"
                 + (f" --digit-steps {args.digit_steps}" if args.part in ("digits", "all") else "")
                 + (f" --long-steps {args.long_steps} --long-configs {' '.join(args.long_configs)}"
                    if args.part == "long" else "")
                 + (f" --digit-overrides {' '.join(args.digit_overrides)}" if args.digit_overrides else "")
+                + (f" --modes-steps {args.modes_steps} --seeds {' '.join(map(str, args.seeds))}"
+                   if args.part == "modes" else "")
                 + f"`: every training, teacher sampling and Inception batch is one task; {args.jobs} tasks at "
                 "once, one CPU thread each.\n"]
     if args.part in ("mixture", "all"):
@@ -317,6 +359,10 @@ def main(argv=None) -> None:
         sections.append(f"## MNIST 16×16, class-conditional teacher, students {args.digit_steps} steps, "
                         f"{args.samples} samples per row against {args.samples} test digits\n\n"
                         f"{digits_table(args, done, seconds)}\n")
+    if args.part == "modes":
+        sections.append(f"## A dropped mode: two modes 40 std apart, weights 50:1, the generator started on the heavy "
+                        f"one; Uni-Instruct, {args.modes_steps} steps, seeds {args.seeds}\n\n"
+                        f"{modes_table(args, done)}\n")
     if args.part == "long":
         sections.append(f"## MNIST 16×16: students trained {args.long_steps} steps, Inception FID on {args.fid_samples} "
                         f"samples against {args.fid_samples} test digits\n\n{long_table(args, done)}\n")

@@ -14,7 +14,7 @@ from torch import Tensor
 from ui3d import divergences
 from ui3d.distill import losses
 
-WEIGHTINGS = ("uniform", "sds", "fantasia3d", "normalized", "exact", "paper")
+WEIGHTINGS = ("uniform", "sds", "fantasia3d", "normalized", "exact", "paper", "diff-instruct")
 
 
 def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, sigma_t, time_weight=None):
@@ -22,7 +22,10 @@ def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, si
 
     `uniform`: 1 · `sds`: sigma_t² (threestudio's 1 − ᾱ) · `fantasia3d`: alpha_t sigma_t² ·
     `normalized`: 1/mean|x0 − D_q| (DMD's and SiD's normaliser) · `exact`: the divergence's own score units ·
-    `paper`: exact units times ½g²(t)/p(t), which the caller passes as `time_weight` (Eq. 3.5's time integral).
+    `paper`: exact units times ½g²(t)/p(t), which the caller passes as `time_weight` (Eq. 3.5's time integral) ·
+    `diff-instruct`: exact units times Diff-Instruct's w(t) = sigma_t²/alpha_t², the noise variance of the VE
+    (EDM) form its teachers use: the gradient on x0 of `diff-instruct` and `dmd` is then D_p − D_q at every t, as
+    in its code (`DI_EDMLoss.gloss`: weight 1 on (D_p − D_q)·x0).
     """
     if name == "uniform":
         return 1.0
@@ -32,10 +35,12 @@ def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, si
         return alpha_t * sigma_t**2
     if name == "normalized":
         return 1.0 / (x0 - d_teacher).detach().abs().flatten(1).mean(1).clamp(min=1e-5)
-    if name in ("exact", "paper"):
+    if name in ("exact", "paper", "diff-instruct"):
         units = losses.exact_units(method, alpha_t, sigma_t)
         if name == "exact":
             return units
+        if name == "diff-instruct":
+            return units * sigma_t**2 / alpha_t**2
         if time_weight is None:
             raise ValueError("weighting 'paper' needs time_weight = ½ g²(t) / p(t) from the noise schedule")
         return units * time_weight
@@ -61,7 +66,7 @@ class ObjectiveConfig:
     sid_alpha: float = 1.2
     """sid: α (1.2 SiD, 1.0 SIM-L2)."""
     weighting: str = "normalized"
-    """uniform | sds | fantasia3d | normalized | exact | paper (see `weighting`)."""
+    """uniform | sds | fantasia3d | normalized | exact | paper | diff-instruct (see `weighting`)."""
     lambda_gan: float = 0.0
     """Weight of the non-saturating GAN generator term softplus(−logit)."""
     logit_clamp: float = 10.0

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ui3d import files, register
+from ui3d.config import ConfigError
 from ui3d.diffusion.samplers import ddim
 from ui3d.diffusion.schedules import VPDiscrete
 from ui3d.diffusion.weighting import truncated_snr_weight
@@ -184,13 +185,23 @@ class MixtureTeacher(Teacher2D):
         fit_steps: int = 1500
         """DSM steps of the MLP that initialises generator and fake score."""
         hidden: int = 256
+        init_modes: Optional[list] = None
+        """Modes (indices) the generator and fake score start on: their MLP is fitted to these modes alone
+        (weights renormalised); null = the whole mixture."""
         seed: int = 0
+
+        def __post_init__(self):
+            if self.weights is not None and len(self.weights) != self.n_modes:
+                raise ConfigError(f"mixture-teacher: {len(self.weights)} weights for {self.n_modes} modes; give one "
+                                  "per mode")
+            if self.init_modes is not None and not (self.init_modes and all(
+                    0 <= int(k) < self.n_modes for k in self.init_modes)):
+                raise ConfigError(f"mixture-teacher: init_modes {list(self.init_modes)} must name modes 0 to "
+                                  f"{self.n_modes - 1} (or be null for the whole mixture)")
 
     def __init__(self, cfg: "MixtureTeacher.Config"):
         self.cfg = cfg
         weights = None if cfg.weights is None else torch.tensor(cfg.weights, dtype=torch.float64)
-        if weights is not None and len(weights) != cfg.n_modes:
-            raise ValueError(f"mixture-teacher: {len(weights)} weights for {cfg.n_modes} modes; give one per mode")
         ring = GaussianMixture.ring(cfg.n_modes, cfg.radius, cfg.std, weights)
         means = torch.zeros(cfg.n_modes, cfg.dim, dtype=torch.float64)
         means[:, :2] = ring.means
@@ -200,11 +211,19 @@ class MixtureTeacher(Teacher2D):
         self.shape = (cfg.dim,)
         self.net = _Exact(self)
 
+    def start_mixture(self) -> GaussianMixture:
+        """What the generator and fake score start as: the mixture, or its `init_modes` alone."""
+        if self.cfg.init_modes is None:
+            return self.mixture
+        keep = torch.tensor([int(k) for k in self.cfg.init_modes])
+        m = self.mixture
+        return GaussianMixture(m.weights[keep] / m.weights[keep].sum(), m.means[keep], m.variances[keep])
+
     def network(self) -> nn.Module:
         key = (self.cfg.n_modes, self.cfg.radius, self.cfg.std, tuple(self.cfg.weights or ()), self.cfg.dim,
-               self.cfg.hidden, self.cfg.fit_steps, self.cfg.seed)
-        fitted = _fitted_mlp(key, self.mixture, self.schedule.alphas_cumprod, self.cfg.hidden, self.cfg.fit_steps,
-                             self.cfg.seed)
+               self.cfg.hidden, self.cfg.fit_steps, self.cfg.seed, tuple(self.cfg.init_modes or ()))
+        fitted = _fitted_mlp(key, self.start_mixture(), self.schedule.alphas_cumprod, self.cfg.hidden,
+                             self.cfg.fit_steps, self.cfg.seed)
         return copy.deepcopy(fitted).requires_grad_(True).train()
 
     def discriminator(self, kind: str, fake: nn.Module) -> nn.Module:

@@ -112,6 +112,12 @@ def _mode_counts(x: Tensor, mixture: GaussianMixture, k: float) -> Tensor:
     return torch.bincount(assigned[assigned >= 0], minlength=len(mixture.weights))
 
 
+def mode_mass(x: Tensor, mixture: GaussianMixture, k: float = 3.0) -> Tensor:
+    """Fraction of all samples [K] inside each mode (`mode_assignment`): a mode's recovered mass, to set beside
+    its weight w_k (off-mode samples count in the denominator, so the fractions sum to 1 − off-mode)."""
+    return _mode_counts(x, mixture, k).to(mixture.weights.dtype) / len(x)
+
+
 def modes_covered(x: Tensor, mixture: GaussianMixture, min_fraction: float = 0.1, k: float = 3.0) -> int:
     """Number of modes holding at least `min_fraction` of their expected share N·w_k of the samples."""
     counts = _mode_counts(x, mixture, k).to(mixture.weights.dtype)
@@ -156,7 +162,8 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 5) -> dict[str, float]
 def mixture_report(
     x: Tensor, mixture: GaussianMixture, generator: torch.Generator | None = None, floor_seeds=(0, 1, 2)
 ) -> dict[str, float]:
-    """Every metric above for samples x [N, d], flat for printing; the reference is N exact samples from `generator`.
+    """Every metric above for samples x [N, d] (numbers, and per-mode lists `mode_mass` beside `mode_weight`); the
+    reference is N exact samples from `generator`.
 
     MMD uses the mixture's own bandwidths (`DEFAULT_SCALES` × `mixture_std`), so reports are comparable across runs.
     """
@@ -168,6 +175,7 @@ def mixture_report(
     for h, value, noise in zip(bandwidths, score.values, floor.values):
         report[f"mmd@{h:.3g}"], report[f"mmd_floor@{h:.3g}"] = value, noise
     report.update(modes_covered=modes_covered(x, mixture), n_modes=len(mixture.weights))
+    report.update(mode_mass=mode_mass(x, mixture).tolist(), mode_weight=mixture.weights.tolist())
     tv = mode_weight_tv(x, mixture)
     report.update(mode_tv=tv["tv"], off_mode=tv["off_mode"])
     report.update(precision_recall(reference, x))

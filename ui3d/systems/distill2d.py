@@ -55,7 +55,13 @@ class Distill2DConfig:
     fake_steps_per_generator: int = 1
     """Discriminator + fake-score rounds per generator update (1: SiD; 5: DMD2)."""
     discriminator: str = "teacher"
-    """`teacher` | `fake` | `channel-mean` heads on a UNet's mid block; `mlp` for vector (mixture) teachers."""
+    """`teacher` | `fake` | `channel-mean` heads on a UNet's mid block; `mlp` for vector (mixture) teachers. With
+    `fake` (DMD2, SiDA) the head and the fake score's encoder form the discriminator: its BCE loss joins the fake
+    score's DSM loss in one update of both (`lambda_fake_gan`)."""
+    lambda_fake_gan: float = 1.0
+    """`discriminator: fake`: the fake score and the head minimise DSM + lambda_fake_gan × BCE, both per sample
+    (the DSM summed over a sample's elements). 1 is SiDA's balance; DMD2 averages its DSM over elements and
+    weighs the BCE 1e-2, which is 1e-2 × the elements per sample here."""
     lr_generator: float = 1e-4
     lr_fake: float = 1e-4
     lr_discriminator: float = 1e-4
@@ -133,15 +139,17 @@ class Distill2DSystem(L.LightningModule):
     def _trainable(self, module: Optional[nn.Module]) -> list[nn.Parameter]:
         return [p for p in module.parameters() if p.requires_grad] if module is not None else []
 
-    def _step(self, opt, loss: Tensor, params: list[nn.Parameter], raw: bool) -> None:
-        opt.zero_grad(set_to_none=True)
+    def _step(self, opts: list, loss: Tensor, params: list[nn.Parameter], raw: bool) -> None:
+        """One backward of `loss` and a step of each optimizer in `opts` (over `params`)."""
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         model = self.trainer.strategy.model
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model.require_backward_grad_sync = False  # DDP's reducer stays out; `all_reduce_grads` averages
         self.manual_backward(loss)
         all_reduce_grads(params)
-        # fake score and discriminator step their raw optimizers so that global_step counts generator updates
-        (opt.optimizer if raw else opt).step()
+        for opt in opts:  # fake score and discriminator step their raw optimizers: global_step counts generator updates
+            (opt.optimizer if raw else opt).step()
 
     def time_weight(self, t: Tensor) -> Tensor:
         """½ g²(t) / p(t) for the `paper` weighting (t uniform on the configured span)."""
@@ -170,28 +178,47 @@ class Distill2DSystem(L.LightningModule):
         print(f"warm start from {ckpt}: {len(keep)} tensors loaded"
               + (f", {len(unexpected)} not used" if unexpected else ""))
 
+    def critic_losses(self, g: torch.Generator) -> dict[str, Tensor]:
+        """On one batch of generator samples: the discriminator's BCE (`loss_disc`, real teacher samples against
+        generator samples at the same t, with its stats) and the fake score's DSM loss (`loss_fake`)."""
+        cfg, out = self.cfg, {}
+        with torch.no_grad():
+            x_fake, cond, _, _ = self.generate(cfg.batch_size, g)
+        if self.discriminator is not None and self._trainable(self.discriminator):
+            x_real, cond_real = self.teacher.real(cfg.batch_size, g)
+            t, alpha, sigma, xf_t = self.noise(x_fake, g)
+            xr_t = alpha * x_real + sigma * torch.randn(x_real.shape, generator=g)
+            loss_d, stats = losses.gan_discriminator(self.discriminator(xr_t, t, cond_real),
+                                                     self.discriminator(xf_t, t, cond))
+            out.update({"loss_disc": loss_d, **stats})
+        if self.fake is not None:
+            t, alpha, sigma, x_t = self.noise(x_fake, g)
+            weight = truncated_snr_weight((alpha / sigma).flatten() ** 2)
+            out["loss_fake"] = losses.dsm(self.fake(x_t, t, cond), x_fake, weight=weight)[0]
+        return out
+
+    def critic_step(self, g: torch.Generator, opt_f, opt_d) -> dict[str, Tensor]:
+        """One discriminator and fake-score update. The head alone (on the teacher's features) steps on the BCE,
+        then the fake score on its DSM loss; with `discriminator: fake` the BCE also trains the fake score's
+        encoder, so both step once on DSM + `lambda_fake_gan` × BCE (DMD2's and SiDA's fake-score update)."""
+        out = self.critic_losses(g)
+        disc, fake = self._trainable(self.discriminator), self._trainable(self.fake)
+        if "loss_disc" in out and "loss_fake" in out and self.cfg.discriminator == "fake":
+            loss = out["loss_fake"] + self.cfg.lambda_fake_gan * out["loss_disc"]
+            self._step([opt_f, opt_d], loss, fake + disc, raw=True)
+            return out
+        if "loss_disc" in out:
+            self._step([opt_d], out["loss_disc"], disc, raw=True)
+        if "loss_fake" in out:
+            self._step([opt_f], out["loss_fake"], fake, raw=True)
+        return out
+
     def training_step(self, batch, batch_idx: int) -> None:
         cfg, step = self.cfg, self.global_step
         opt_g, opt_f, opt_d = self.optimizers()
         logs = {}
         for k in range(cfg.fake_steps_per_generator):
-            g = _rng(cfg.seed, step, 1 + k)
-            with torch.no_grad():
-                x_fake, cond, _, _ = self.generate(cfg.batch_size, g)
-            if self.discriminator is not None and self._trainable(self.discriminator):
-                x_real, cond_real = self.teacher.real(cfg.batch_size, g)
-                t, alpha, sigma, xf_t = self.noise(x_fake, g)
-                xr_t = alpha * x_real + sigma * torch.randn(x_real.shape, generator=g)
-                loss_d, stats = losses.gan_discriminator(self.discriminator(xr_t, t, cond_real),
-                                                         self.discriminator(xf_t, t, cond))
-                self._step(opt_d, loss_d, self._trainable(self.discriminator), raw=True)
-                logs.update({"loss_disc": loss_d, **stats})
-            if self.fake is not None:
-                t, alpha, sigma, x_t = self.noise(x_fake, g)
-                weight = truncated_snr_weight((alpha / sigma).flatten() ** 2)
-                loss_f, _ = losses.dsm(self.fake(x_t, t, cond), x_fake, weight=weight)
-                self._step(opt_f, loss_f, self._trainable(self.fake), raw=True)
-                logs["loss_fake"] = loss_f
+            logs.update(self.critic_step(_rng(cfg.seed, step, 1 + k), opt_f, opt_d))
         g = _rng(cfg.seed, step, 0)
         x0, cond, uncond, _ = self.generate(cfg.batch_size, g)
         t, alpha, sigma, x_t = self.noise(x0, g)
@@ -202,7 +229,7 @@ class Distill2DSystem(L.LightningModule):
         n = self.teacher.schedule.num_train_timesteps
         out = self.current_objective()(x0, x_t, alpha.flatten(), sigma.flatten(), d_teacher, d_fake, logit=logit,
                                        t=t.float() / n, time_weight=self.time_weight(t))
-        self._step(opt_g, out["loss"], self._trainable(self.generator), raw=False)
+        self._step([opt_g], out["loss"], self._trainable(self.generator), raw=False)
         ema_update(self.ema.parameters(), self.generator.parameters(), ema_decay(cfg.ema_decay, step))
         logs.update({k: v for k, v in out.items() if v.dim() == 0})
         for key, value in logs.items():
