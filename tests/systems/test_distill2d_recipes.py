@@ -7,7 +7,8 @@ import torch
 from tests.tiny_models import build_tiny_unet_folder
 from ui3d.config import CONFIG_DIR, load_config, parse_structured
 from ui3d.distill.objective import DistillObjective
-from ui3d.distill2d.teachers import cosine_schedule
+from ui3d.diffusion.schedules import VPDiscrete
+from ui3d.distill2d.teachers import cosine_scheduler
 from ui3d.systems.distill2d import Distill2DConfig, Distill2DSystem
 
 
@@ -22,7 +23,7 @@ def test_diff_instruct_recipe_weighs_every_t_as_diff_instruct_does():
     10⁵ over that range), whatever the sample's distance to the teacher."""
     objective, _ = recipe_objective("diff-instruct.yaml")
     t = torch.arange(20, 981, 40)
-    alpha, sigma = (a.double() for a in cosine_schedule().alpha_sigma(t))
+    alpha, sigma = (a.double() for a in VPDiscrete.from_scheduler(cosine_scheduler()).alpha_sigma(t))
     g = torch.Generator().manual_seed(0)
 
     def noise(*shape):

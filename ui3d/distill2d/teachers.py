@@ -36,7 +36,6 @@ from ui3d.teachers.loader import DIGITS_DIR
 from ui3d.diffusion.denoiser import classifier_free_guidance
 
 
-
 def cosine_scheduler(n: int = 1000):
     """DDPM's cosine schedule (squaredcos_cap_v2), as the project's teachers use."""
     from diffusers import DDPMScheduler
