@@ -33,7 +33,7 @@ def test_read_prompts_skips_comments_and_blank_lines(tmp_path):
 
 def plan_args(**kw):
     base = dict(prompts=None, quick=False, prompt_file=prompt_suite.SUITE, configs=None, set=[], part="all",
-                seeds=[0, 1], teacher_samples=8, stage1_only=False, root=Path("/nowhere"))
+                seeds=[0, 1], suite_seeds=[0], teacher_samples=8, stage1_only=False, root=Path("/nowhere"))
     return Namespace(**{**base, **kw})
 
 
@@ -55,6 +55,23 @@ def test_the_quick_plan_is_the_headline_stage_1_on_six_prompts():
     tasks, runs, configs, prompts = prompt_suite.plan(plan_args(quick=True, part="suite"))
     assert configs == [prompt_suite.HEADLINE] and len(prompts) == 6
     assert len(tasks) == 6 and not any(r.all_stages for r in runs.values())
+
+
+def test_suite_seeds_run_every_config_on_every_prompt_once_per_seed():
+    tasks, runs, configs, prompts = prompt_suite.plan(plan_args(quick=True, part="suite", suite_seeds=[0, 3]))
+    assert sorted((r.prompt, r.seed) for r in runs.values()) == sorted((p, s) for p in prompts for s in (0, 3))
+    assert len(tasks) == 12 and len({r.tag for r in runs.values()}) == 12
+
+
+def test_the_seed_table_gives_mean_and_spread_over_seeds():
+    prompts = ["a vase", "a red mug"]
+    runs = {(p, s): prompt_suite.Run("uniinstruct-fkl.yaml", p, s) for p in prompts for s in (0, 1)}
+    results = {runs["a vase", 0]: scored(1.0), runs["a vase", 1]: scored(0.6),
+               runs["a red mug", 0]: scored(0.2, 1.0, collapse="filled"), runs["a red mug", 1]: scored(0.6, 0.5)}
+    table = prompt_suite.seed_tables(results, ["uniinstruct-fkl.yaml"], prompts, [0, 1])
+    # per seed: category 60 % and 60 %, colour 100 % and 50 %; the mug's mean over seeds is 40 %
+    assert "| uniinstruct-fkl | 60 % ± 0 | 40 % | 1 / 2 | 75 % ± 35 | — | 1 / 4 |" in table
+    assert "| a vase | 80 (60–100) |" in table and "| a red mug | 40 (20–60) |" in table
 
 
 def scored(category, color=None, pattern=None, collapse=None, at_clamp=None, size=1.0):

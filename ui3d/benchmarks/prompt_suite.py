@@ -5,6 +5,7 @@
                                                        # through all three stages, and the diversity part
     python -m ui3d.benchmarks.prompt_suite --part suite --configs uniinstruct-fkl.yaml prolificdreamer.yaml \\
         --prompts "a vase" "a green mug" --set system.guidance.lambda_gan=0.2     # any subset, any overrides
+    python -m ui3d.benchmarks.prompt_suite --quick --suite-seeds 0 1 2     # the same on 3 seeds: mean ± sd
 
 Every run goes through `launch.py` in a worker process (one CPU thread each, `--jobs` at a time), under
 `--root`; a finished run found there is reused and an unfinished one resumed, so a benchmark that was stopped
@@ -283,6 +284,40 @@ def suite_tables(results: dict[Run, dict], configs: list[str], prompts: list[str
                       "at the same framing).", "", *per_prompt])
 
 
+def seed_tables(results: dict[Run, dict], configs: list[str], prompts: list[str], seeds: list[int]) -> str:
+    """Each config's suite averages as mean ± sd over seeds, and each prompt's category mean (min–max) over
+    seeds: how much of a difference between configs one seed can move."""
+    def spread(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "—"
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{_percent(statistics.mean(values))} ± {sd * 100:.0f}"
+
+    run = {(r.config, r.prompt, r.seed): r for r in results}
+    rows, per_prompt = [], []
+    for config in configs:
+        per_seed = [summary(results, [run[config, p, seed] for p in prompts]) for seed in seeds]
+        category = {p: [results[run[config, p, seed]]["turntable"]["accuracy"].get("category", 0.0) for seed in seeds]
+                    for p in prompts}
+        half = sum(statistics.mean(c) >= 0.5 for c in category.values())
+        collapses = sum(len(s["collapses"]) for s in per_seed)
+        rows.append(f"| {config_name(config)} | {spread([s['category'] for s in per_seed])} "
+                    f"| {_percent(min(statistics.mean(c) for c in category.values()))} | {half} / {len(prompts)} "
+                    f"| {spread([s['color'] for s in per_seed])} | {spread([s['pattern'] for s in per_seed])} "
+                    f"| {collapses} / {len(prompts) * len(seeds)} |")
+        per_prompt.append(category)
+    head = ("| config | category (mean ± sd over seeds) | worst prompt (its mean) | prompts ≥ 50 % (mean over seeds) "
+            "| colour | pattern | collapsed runs |\n|" + " --- |" * 7)
+    lines = [head, *rows, "", "Per prompt: category % of the turntable frames, mean over seeds (min–max).", "",
+             "| prompt | " + " | ".join(config_name(c) for c in configs) + " |", "|" + " --- |" * (len(configs) + 1)]
+    for prompt in prompts:
+        cells = [f"{_pct(statistics.mean(c[prompt]))} ({_pct(min(c[prompt]))}–{_pct(max(c[prompt]))})"
+                 for c in per_prompt]
+        lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def mesh_table(results: dict[Run, dict]) -> str:
     runs = [r for r in results if r.all_stages]
     if not runs:
@@ -380,16 +415,17 @@ def diversity_table(results: dict[Run, dict], teacher: dict[str, dict], configs:
 # --- the command ---------------------------------------------------------------------------------------------
 def plan(args) -> tuple[dict[str, Task], dict[str, Run], list[str], list[str]]:
     """Tasks keyed by name, the run behind each training task (by tag), the configs and prompts of the suite
-    part. A diversity run that the suite part already has (seed 0) is that run, scored for diversity too."""
+    part. A diversity run that the suite part already has (same seed) is that run, scored for diversity too."""
     prompts = list(args.prompts or (QUICK_PROMPTS if args.quick else read_prompts(args.prompt_file)))
     configs = list(args.configs or ((HEADLINE,) if args.quick else CONFIGS))
     overrides = tuple(args.set)
     runs: dict[tuple[str, str, int], Run] = {}
     if args.part in ("suite", "all"):
-        for config in configs:
-            for prompt in prompts:
-                all_stages = config == HEADLINE and not args.quick and not args.stage1_only
-                runs[config, prompt, 0] = Run(config, prompt, 0, all_stages, overrides)
+        for seed in args.suite_seeds:
+            for config in configs:
+                for prompt in prompts:
+                    all_stages = config == HEADLINE and not args.quick and not args.stage1_only
+                    runs[config, prompt, seed] = Run(config, prompt, seed, all_stages, overrides)
     diverse = set()
     if args.part in ("diversity", "all"):
         for config in configs:
@@ -416,6 +452,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--prompts", nargs="+", help="prompts (default: every line of --prompt-file)")
     p.add_argument("--prompt-file", type=Path, default=SUITE)
     p.add_argument("--seeds", type=int, nargs="+", default=list(DIVERSITY_SEEDS), help="diversity seeds")
+    p.add_argument("--suite-seeds", type=int, nargs="+", default=[0],
+                   help="seeds of the suite part: every config × prompt once per seed, a table per seed and one "
+                        "across them (mean ± sd over seeds)")
     p.add_argument("--teacher-samples", type=int, default=64, help="teacher samples per diversity prompt")
     p.add_argument("--stage1-only", action="store_true", help="the headline config too runs stage 1 only")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides for every run")
@@ -435,9 +474,17 @@ def main(argv: list[str] | None = None) -> None:
     sections = [f"# Text-to-3D on the prompt suite\n\n`{command}`: {len(runs)} runs, {args.jobs} worker processes "
                 f"× 1 CPU thread" + (f", overrides `{' '.join(args.set)}`" if args.set else "") + "."]
     if args.part in ("suite", "all"):
-        ours = [r for r in results if r.seed == 0 and r.prompt in prompts]
-        suite = {r: results[r] for r in sorted(ours, key=lambda r: prompts.index(r.prompt))}  # prompts' order
-        sections += ["## Stage 1 (NeRF) turntables", suite_tables(suite, configs, prompts)]
+        seeds = args.suite_seeds
+        if len(seeds) > 1:
+            sections += [f"## Stage 1 (NeRF) turntables across seeds {', '.join(map(str, seeds))}",
+                         seed_tables(results, configs, prompts, seeds)]
+        for seed in seeds:
+            ours = [r for r in results if r.seed == seed and r.prompt in prompts]
+            suite = {r: results[r] for r in sorted(ours, key=lambda r: prompts.index(r.prompt))}  # prompts' order
+            title = "## Stage 1 (NeRF) turntables" + (f", seed {seed}" if len(seeds) > 1 else "")
+            sections += [title, suite_tables(suite, configs, prompts)]
+        ours = [r for r in results if r.seed == seeds[0] and r.prompt in prompts]
+        suite = {r: results[r] for r in sorted(ours, key=lambda r: prompts.index(r.prompt))}
         meshes = mesh_table(suite)
         if meshes:
             picture = args.out.with_name(f"{args.out.stem}_meshes.png")
