@@ -284,3 +284,15 @@ def test_trainer_logger_is_checked_before_anything_runs(tmp_path, capsys, monkey
     assert err == ("error: trainer.logger=wandb on the command line: wandb is not installed; pip install wandb, or "
                    "drop trainer.logger (metrics.csv is always written)")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_stage_resumed_mid_epoch_counts_its_bar_from_its_step_to_max_steps():
+    """Lightning calls no on_train_epoch_start on a mid-epoch resume: the bar must still show step / max_steps."""
+    from ui3d.systems.runner import StageProgressBar
+
+    bar = StageProgressBar("nerf")
+    trainer = SimpleNamespace(max_steps=600, global_step=209)
+    bar.on_train_start(trainer, None)
+    tqdm_bar = bar.train_progress_bar
+    assert (tqdm_bar.total, tqdm_bar.n, tqdm_bar.desc.rstrip(": ")) == (600, 209, "nerf")
+    tqdm_bar.close()

@@ -321,7 +321,14 @@ class StageProgressBar(TQDMProgressBar):
     def test_description(self) -> str:
         return f"{self.stage}: turntable"
 
+    def on_train_start(self, trainer, *_) -> None:
+        super().on_train_start(trainer)
+        self._count_steps(trainer)  # a stage resumed mid-epoch gets no on_train_epoch_start from Lightning
+
     def on_train_epoch_start(self, trainer, *_) -> None:
+        self._count_steps(trainer)
+
+    def _count_steps(self, trainer) -> None:
         bar = self.train_progress_bar
         bar.reset(total=trainer.max_steps if trainer.max_steps > 0 else None)
         bar.initial = bar.n = trainer.global_step
