@@ -33,7 +33,8 @@ def test_read_prompts_skips_comments_and_blank_lines(tmp_path):
 
 def plan_args(**kw):
     base = dict(prompts=None, quick=False, prompt_file=prompt_suite.SUITE, configs=None, set=[], part="all",
-                seeds=[0, 1], suite_seeds=[0], teacher_samples=8, stage1_only=False, root=Path("/nowhere"))
+                seeds=[0, 1], suite_seeds=[0], teacher_samples=8, teacher_frames=4, stage1_only=False,
+                root=Path("/nowhere"))
     return Namespace(**{**base, **kw})
 
 
@@ -46,6 +47,7 @@ def test_the_full_plan_runs_every_config_on_every_prompt_and_the_headline_throug
     assert {(r.config, r.prompt) for r in diversity} == {(c, p) for c in configs for p in prompt_suite.DIVERSITY_PROMPTS}
     assert len(runs) == len(configs) * (len(prompts) + len(prompt_suite.DIVERSITY_PROMPTS))  # seed 0 is the suite's
     assert {f"teacher {p}" for p in prompt_suite.DIVERSITY_PROMPTS} <= set(tasks)
+    assert {k for k in tasks if k.startswith("teacher-score ")} == {f"teacher-score {p}" for p in prompts}
     assert len({r.tag for r in runs.values()}) == len(runs)
     first = next(iter(tasks))
     assert runs[first].all_stages  # the longest tasks are handed out first
@@ -54,13 +56,15 @@ def test_the_full_plan_runs_every_config_on_every_prompt_and_the_headline_throug
 def test_the_quick_plan_is_the_headline_stage_1_on_six_prompts():
     tasks, runs, configs, prompts = prompt_suite.plan(plan_args(quick=True, part="suite"))
     assert configs == [prompt_suite.HEADLINE] and len(prompts) == 6
-    assert len(tasks) == 6 and not any(r.all_stages for r in runs.values())
+    assert len(tasks) == 6 + 6 and not any(r.all_stages for r in runs.values())  # and the teacher on each
+    tasks, *_ = prompt_suite.plan(plan_args(quick=True, part="suite", teacher_frames=0))
+    assert len(tasks) == 6
 
 
 def test_suite_seeds_run_every_config_on_every_prompt_once_per_seed():
     tasks, runs, configs, prompts = prompt_suite.plan(plan_args(quick=True, part="suite", suite_seeds=[0, 3]))
     assert sorted((r.prompt, r.seed) for r in runs.values()) == sorted((p, s) for p in prompts for s in (0, 3))
-    assert len(tasks) == 12 and len({r.tag for r in runs.values()}) == 12
+    assert len(tasks) == 12 + 6 and len({r.tag for r in runs.values()}) == 12
 
 
 def test_the_seed_table_gives_mean_and_spread_over_seeds():
@@ -94,6 +98,13 @@ def test_the_summary_averages_colour_and_pattern_over_the_prompts_that_name_them
     table = prompt_suite.suite_tables(results, ["uniinstruct-fkl.yaml"], [r.prompt for r in runs])
     assert "| uniinstruct-fkl | 73 % | 50 % | 3 / 3 | 75 % | 0 % | a red mug (filled) | 1.10× (1.50×) | 10 % |" in table
     assert "| a red mug | 50/100 vase 1.50× **filled** |" in table
+    teacher = {"a vase": {"accuracy": {"category": 1.0}, "categories": [("vase", 4)], "frames": 4},
+               "a red mug": {"accuracy": {"category": 0.25, "color": 1.0}, "categories": [("cup", 3)], "frames": 4},
+               "a blue striped bowl": {"accuracy": {"category": 0.75, "color": 0.5, "pattern": 1.0},
+                                       "categories": [("bowl", 3)], "frames": 4}}
+    table = prompt_suite.suite_tables(results, ["uniinstruct-fkl.yaml"], [r.prompt for r in runs], teacher)
+    assert "| the teacher's own samples (4 per prompt) | 67 % | 25 % | 2 / 3 | 75 % | 100 % |" in table
+    assert "| a red mug | 25/100 cup | 50/100 vase 1.50× **filled** |" in table
 
 
 def test_the_mesh_table_counts_the_targets_on_the_exported_meshes():

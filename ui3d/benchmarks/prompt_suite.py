@@ -212,6 +212,16 @@ def teacher_samples(prompt: str, n: int, seed: int = 0) -> dict:
     return {"colors": colors, "features": classifier_features(images.permute(0, 2, 3, 1)).tolist()}
 
 
+def teacher_scores(prompt: str, n: int, seed: int = 0) -> dict:
+    """What the embedded teacher itself makes of `prompt`, scored as a turntable is: n samples (50-step DDIM,
+    CFG 7.5, the view suffixes of stage-1 cameras) through the same classifier. A 3D run distilled from it
+    can hardly name the category, colour or pattern more often than its teacher does: the suite's ceiling."""
+    from ui3d.benchmarks.embedded_teacher import sample_prompts
+    from ui3d.benchmarks.score_run import score_frames
+
+    return score_frames(sample_prompts(prompt, n, seed).permute(0, 2, 3, 1), prompt)
+
+
 # --- tables -----------------------------------------------------------------------------------------------
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f}"
@@ -253,9 +263,31 @@ def summary(results: dict[Run, dict], runs: list[Run]) -> dict:
             "seconds": mean(s["seconds"].get("nerf") for s in scored)}
 
 
-def suite_tables(results: dict[Run, dict], configs: list[str], prompts: list[str]) -> str:
+def teacher_row(teacher: dict[str, dict], prompts: list[str]) -> str:
+    """The summary table's row of the teacher's own samples (category, colour, pattern; the rest does not apply)."""
+    acc = [teacher[p]["accuracy"] for p in prompts]
+
+    def mean(key):
+        values = [a[key] for a in acc if key in a]
+        return statistics.mean(values) if values else None
+
+    n = teacher[prompts[0]]["frames"]
+    category = [a.get("category", 0.0) for a in acc]
+    return (f"| the teacher's own samples ({n} per prompt) | {_percent(mean('category'))} | "
+            f"{_percent(min(category))} | {sum(c >= 0.5 for c in category)} / {len(acc)} | "
+            f"{_percent(mean('color'))} | {_percent(mean('pattern'))} |" + " — |" * 5)
+
+
+def _cell(scores: dict) -> str:
+    """`category/colour/pattern` % (what the prompt names), then the most frequent category."""
+    acc = scores["accuracy"]
+    return "/".join(_pct(acc[k]) for k in ("category", "color", "pattern") if k in acc) + f" {scores['categories'][0][0]}"
+
+
+def suite_tables(results: dict[Run, dict], configs: list[str], prompts: list[str],
+                 teacher: dict[str, dict] | None = None) -> str:
     by_config = {c: [r for r in results if r.config == c] for c in configs}
-    rows = []
+    rows = [teacher_row(teacher, prompts)] if teacher else []
     for config in configs:
         runs = [next(r for r in by_config[config] if r.prompt == p) for p in prompts]
         s = summary(results, runs)
@@ -267,21 +299,20 @@ def suite_tables(results: dict[Run, dict], configs: list[str], prompts: list[str
                     f"| {collapsed} | {_size(s['size'])} ({_size(s['size_max'])}) | {ratio} | {s['seconds']:.0f} |")
     head = ("| config | category (mean) | category (worst prompt) | prompts ≥ 50 % category | colour | pattern "
             "| collapses | size ratio (max) | steps at a clamp | h(r) sd (p10–p90) | stage-1 s |\n|" + " --- |" * 11)
-    per_prompt = ["| prompt | " + " | ".join(config_name(c) for c in configs) + " |",
-                  "|" + " --- |" * (len(configs) + 1)]
+    columns = (["teacher"] if teacher else []) + [config_name(c) for c in configs]
+    per_prompt = ["| prompt | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]
     for prompt in prompts:
-        cells = []
+        cells = [_cell(teacher[prompt])] if teacher else []
         for config in configs:
             t = results[next(r for r in by_config[config] if r.prompt == prompt)]["turntable"]
-            acc = t["accuracy"]
-            cell = "/".join(_pct(acc[k]) for k in ("category", "color", "pattern") if k in acc)
-            top = t["categories"][0][0]
-            cells.append(f"{cell} {top} {_size(t.get('size'))}" + (f" **{t['collapse']}**" if t["collapse"] else ""))
+            cells.append(f"{_cell(t)} {_size(t.get('size'))}" + (f" **{t['collapse']}**" if t["collapse"] else ""))
         per_prompt.append(f"| {prompt} | " + " | ".join(cells) + " |")
     return "\n".join([head, *rows, "", "Per prompt: % of the 30 stage-1 turntable frames classified as the "
                       "prompt's category / colour / pattern (what the prompt names), then the most frequent "
-                      "category, then the size ratio (the NeRF's silhouette over the largest ground-truth object's of that category, "
-                      "at the same framing).", "", *per_prompt])
+                      "category, then the size ratio (the NeRF's silhouette over the largest ground-truth object's "
+                      "of that category, at the same framing)" + ("; `teacher`: the same scores of the teacher's "
+                      "own samples of the prompt (the ceiling of what distilling it can name)" if teacher else "")
+                      + ".", "", *per_prompt])
 
 
 def seed_tables(results: dict[Run, dict], configs: list[str], prompts: list[str], seeds: list[int]) -> str:
@@ -437,6 +468,9 @@ def plan(args) -> tuple[dict[str, Task], dict[str, Run], list[str], list[str]]:
     ordered = sorted(runs.values(), key=lambda r: (not r.all_stages, "uniinstruct" not in r.config))
     for run in ordered:  # the longest first: three-stage runs, then Uni-Instruct, then the rest
         tasks[run.tag] = Task(train_and_score, (run, args.root, run.tag in diverse))
+    if args.part in ("suite", "all") and args.teacher_frames:
+        for prompt in prompts:
+            tasks[f"teacher-score {prompt}"] = Task(teacher_scores, (prompt, args.teacher_frames))
     if args.part in ("diversity", "all"):
         for prompt in DIVERSITY_PROMPTS:
             tasks[f"teacher {prompt}"] = Task(teacher_samples, (prompt, args.teacher_samples))
@@ -456,6 +490,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="seeds of the suite part: every config × prompt once per seed, a table per seed and one "
                         "across them (mean ± sd over seeds)")
     p.add_argument("--teacher-samples", type=int, default=64, help="teacher samples per diversity prompt")
+    p.add_argument("--teacher-frames", type=int, default=30,
+                   help="the teacher's own samples per suite prompt, scored beside the runs (0: none)")
     p.add_argument("--stage1-only", action="store_true", help="the headline config too runs stage 1 only")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides for every run")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (one CPU thread each)")
@@ -475,6 +511,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"× 1 CPU thread" + (f", overrides `{' '.join(args.set)}`" if args.set else "") + "."]
     if args.part in ("suite", "all"):
         seeds = args.suite_seeds
+        teacher = {p: done[f"teacher-score {p}"] for p in prompts} if args.teacher_frames else None
         if len(seeds) > 1:
             sections += [f"## Stage 1 (NeRF) turntables across seeds {', '.join(map(str, seeds))}",
                          seed_tables(results, configs, prompts, seeds)]
@@ -482,7 +519,7 @@ def main(argv: list[str] | None = None) -> None:
             ours = [r for r in results if r.seed == seed and r.prompt in prompts]
             suite = {r: results[r] for r in sorted(ours, key=lambda r: prompts.index(r.prompt))}  # prompts' order
             title = "## Stage 1 (NeRF) turntables" + (f", seed {seed}" if len(seeds) > 1 else "")
-            sections += [title, suite_tables(suite, configs, prompts)]
+            sections += [title, suite_tables(suite, configs, prompts, teacher)]
         ours = [r for r in results if r.seed == seeds[0] and r.prompt in prompts]
         suite = {r: results[r] for r in sorted(ours, key=lambda r: prompts.index(r.prompt))}
         meshes = mesh_table(suite)
@@ -503,7 +540,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     raw = {k: {kk: vv for kk, vv in v.items() if kk not in ("points", "features")} for k, v in done.items()
-           if k in runs}
+           if k in runs or k.startswith("teacher-score ")}
     (args.root / "results.json").write_text(json.dumps(raw, indent=1, default=str))
 
 
