@@ -50,6 +50,15 @@ def weights_digest(state: Mapping[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
+def view_bucket(prompt: str, direction: str | None = None) -> str:
+    """The view word after the comma ("a red vase, side view" → "side"), else `direction`, else ""."""
+    _, sep, tail = prompt.rpartition(",")
+    words = tail.split()
+    if sep and len(words) == 2 and words[1] == "view":
+        return words[0]
+    return direction or ""
+
+
 def load_folder(folder: Path, resolution: int) -> Tensor:
     """Every image in `folder` as [N, 3, R, R] in [0, 1] (resized to the teacher resolution)."""
     from PIL import Image
@@ -141,8 +150,6 @@ class RealPool:
 
     def images(self, prompt: str, direction: str | None = None) -> Tensor:
         """The whole pool of a prompt's view bucket (generated or loaded on first use, then kept in memory)."""
-        from ui3d.guidance.base import view_bucket
-
         bucket = view_bucket(prompt, direction)
         key = (prompt, bucket) if self.images_dir is None else ("", bucket)
         if key not in self._pools:
