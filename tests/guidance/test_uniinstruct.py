@@ -10,7 +10,7 @@ from tests.guidance.helpers import analytic_teacher, cameras, make_guidance, pro
 from ui3d import divergences
 from ui3d.config import build
 from ui3d.distill.objective import ObjectiveConfig
-from ui3d.guidance.real_pool import RealPool
+from ui3d.distill.real_pool import RealPool
 
 
 @pytest.mark.parametrize("form", ["exact", "paper"])

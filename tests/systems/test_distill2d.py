@@ -150,6 +150,19 @@ def test_bad_mixture_teacher_fails_before_the_run(tmp_path, capsys, bad, message
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("broken, message", [(False, "no diffusers UNet folder at"), (True, "is not valid JSON")])
+def test_bad_unet_teacher_folder_fails_before_the_run(tmp_path, capsys, broken, message):
+    folder = tmp_path / "teacher"
+    if broken:
+        (folder / "unet").mkdir(parents=True)
+        (folder / "unet" / "config.json").write_text("{not json")
+    code = launch.main(["--config", "distill2d/digits.yaml", *fast(tmp_path / "runs"),
+                        f"system.teacher.pretrained_model_name_or_path={folder}"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
 def test_ddp_two_cpu_processes_agree_on_the_generator(tmp_path):
     cmd = [sys.executable, "launch.py", "--config", "distill2d/mixture.yaml", *fast(tmp_path), *MIXTURE_FAST,
            "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from tests.tiny_models import build_tiny_embedded_folder, build_tiny_sd_folder
+from tests.tiny_models import build_tiny_embedded_folder, build_tiny_sd_folder, build_tiny_unet_folder
 from ui3d.diffusion.samplers import ddim
 from ui3d.teachers.embedded import model as embedded
-from ui3d.teachers.loader import TeacherNotFound, load_teacher
+from ui3d.teachers.loader import BrokenTeacher, TeacherNotFound, load_teacher, load_unet_teacher
 from ui3d.teachers.teacher import PromptError
 
 
@@ -67,3 +67,24 @@ def test_unknown_words_fail_with_the_vocabulary(tmp_path):
 def test_missing_teacher_is_explained():
     with pytest.raises(TeacherNotFound, match="local Hugging Face cache"):
         load_teacher("stabilityai/not-a-cached-model")
+
+
+def test_unet_teacher_folders_load_through_the_loader(tmp_path):
+    """`UNet2DModel` teachers (unet-teacher, the digits teacher): loaded frozen, or the loader's one-line errors."""
+    unet, scheduler, path = load_unet_teacher(str(build_tiny_unet_folder(tmp_path / "ok")))
+    assert path == tmp_path / "ok" and scheduler.config.prediction_type == "v_prediction"
+    assert not unet.training and not any(p.requires_grad for p in unet.parameters())
+    with pytest.raises(TeacherNotFound, match="no diffusers UNet folder at"):
+        load_unet_teacher(tmp_path / "missing")
+    broken = build_tiny_unet_folder(tmp_path / "broken")
+    (broken / "unet" / "config.json").write_text("{not json")
+    with pytest.raises(BrokenTeacher, match="is not valid JSON"):
+        load_unet_teacher(broken)
+    pickled = build_tiny_unet_folder(tmp_path / "pickled")
+    (pickled / "unet" / "diffusion_pytorch_model.safetensors").rename(pickled / "unet" / "diffusion_pytorch_model.bin")
+    with pytest.raises(BrokenTeacher, match="no .safetensors weights"):
+        load_unet_teacher(pickled)
+    truncated = build_tiny_unet_folder(tmp_path / "truncated")
+    (truncated / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 16)
+    with pytest.raises(BrokenTeacher, match="does not load as a diffusers UNet2DModel teacher"):
+        load_unet_teacher(truncated)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ui3d.data.cameras import sample_cameras, view_direction, view_prompt
-from ui3d.diffusion.samplers import ddim
+from ui3d.diffusion.samplers import sample_ddim
 from ui3d.metrics.frechet import frechet_distance
 from ui3d.teachers.embedded.classifier import load_classifier
 from ui3d.teachers.embedded.dataset import EmbeddedDataConfig, EmbeddedRenderDataset, save_image
@@ -35,15 +35,18 @@ def prompts_for(per_prompt: int, seed: int) -> list[tuple[str, str, str]]:
 
 @torch.no_grad()
 def sample(teacher, prompts: list[str], steps: int, guidance_scale: float, seed: int, batch: int = 45) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    out, uncond_one = [], teacher.encode_text([""])
-    for i in range(0, len(prompts), batch):
-        chunk = prompts[i : i + batch]
-        cond, uncond = teacher.encode_text(chunk), uncond_one.expand(len(chunk), -1, -1)
-        noise = torch.randn(len(chunk), 3, teacher.resolution, teacher.resolution, generator=g)
-        x0 = ddim(lambda x, t: teacher.denoise_cfg(x, t, cond, uncond, guidance_scale), noise, teacher.schedule, steps)
-        out.append(teacher.decode(x0))
-    return torch.cat(out)
+    """One sample per prompt (DDIM, CFG), `batch` prompts at a time, in order."""
+    uncond, start = teacher.encode_text([""]), [0]
+
+    def conditions(n: int, generator: torch.Generator) -> tuple:
+        chunk = prompts[start[0] : start[0] + n]
+        start[0] += n
+        return teacher.encode_text(chunk), uncond.expand(n, -1, -1), chunk
+
+    images, _ = sample_ddim(lambda x, t, cond, uncond_: teacher.denoise_cfg(x, t, cond, uncond_, guidance_scale),
+                            conditions, teacher.shape, len(prompts), teacher.schedule, steps,
+                            torch.Generator().manual_seed(seed), batch, teacher.device, teacher.decode)
+    return images
 
 
 def sample_prompts(prompt: str, n: int, seed: int = 0, steps: int = 50, guidance_scale: float = 7.5) -> torch.Tensor:

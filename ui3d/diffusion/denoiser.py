@@ -2,6 +2,9 @@
 here, at the boundary (as k-diffusion does), and everything else speaks in D and scores."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
+import torch
 from torch import Tensor
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -48,6 +51,17 @@ def score(d: Tensor, x_t: Tensor, alpha_t, sigma_t) -> Tensor:
 def classifier_free_guidance(d_cond: Tensor, d_uncond: Tensor, guidance_scale: float) -> Tensor:
     """Classifier-free guidance on the teacher: D_uncond + w (D_cond - D_uncond)."""
     return d_uncond + guidance_scale * (d_cond - d_uncond)
+
+
+def guided_denoise(denoise: Callable[[Tensor, Tensor, Any], Tensor], x_t: Tensor, t: Tensor, cond, uncond,
+                   guidance_scale: float) -> Tensor:
+    """CFG for any conditional denoiser `denoise(x_t, t, cond)` (text embeddings or class labels): both branches
+    in one batched call, conditional first; `uncond=None` is the conditional denoiser alone."""
+    if uncond is None:
+        return denoise(x_t, t, cond)
+    t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
+    d_cond, d_uncond = denoise(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, uncond])).chunk(2)
+    return classifier_free_guidance(d_cond, d_uncond, guidance_scale)
 
 
 def edm_preconditioning(sigma: Tensor, sigma_data: float = 0.5) -> tuple[Tensor, Tensor, Tensor, Tensor]:

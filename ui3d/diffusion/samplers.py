@@ -1,7 +1,7 @@
 """Samplers in the denoiser convention (k-diffusion style: free functions, same leading signature)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor
@@ -9,6 +9,10 @@ from torch import Tensor
 from ui3d.diffusion.schedules import VPDiscrete
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]
+GuidedDenoiser = Callable[[Tensor, Tensor, Any, Any], Tensor]
+"""D(x_t, t, cond, uncond): a teacher's classifier-free guided denoiser at a fixed guidance scale."""
+Conditions = Callable[[int, torch.Generator], tuple[Any, Any, list]]
+"""(cond, uncond, labels) for n samples, drawn from the generator (a teacher's `conditions`)."""
 
 
 @torch.no_grad()
@@ -30,3 +34,23 @@ def ddim(denoise: Denoiser, noise: Tensor, schedule: VPDiscrete, steps: int = 50
         alpha_s, sigma_s = schedule.alpha_sigma(ts[i + 1])
         x = alpha_s * d + sigma_s * (x - alpha_t * d) / sigma_t
     return x
+
+
+@torch.no_grad()
+def sample_ddim(denoise: GuidedDenoiser, conditions: Conditions, shape: tuple[int, ...], n: int,
+                schedule: VPDiscrete, steps: int, generator: torch.Generator, batch: int,
+                device: Optional[torch.device] = None,
+                finish: Optional[Callable[[Tensor], Tensor]] = None) -> tuple[Tensor, list[tuple[Any, Any, list]]]:
+    """n teacher samples by `steps`-step DDIM, `batch` at a time: each batch draws its conditions, then its noise
+    [m, *shape] (on the CPU `generator`, moved to `device`), from `generator`, and is denoised by `denoise` with
+    them; `finish` maps each batch's x_0 (e.g. decoding to images). The samples, and each batch's conditions."""
+    out, drawn = [], []
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        cond, uncond, labels = conditions(m, generator)
+        noise = torch.randn(m, *shape, generator=generator)
+        noise = noise.to(device) if device is not None else noise
+        x0 = ddim(lambda x, t: denoise(x, t, cond, uncond), noise, schedule, steps)
+        out.append(x0 if finish is None else finish(x0))
+        drawn.append((cond, uncond, labels))
+    return torch.cat(out), drawn

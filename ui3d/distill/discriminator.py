@@ -12,8 +12,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 KINDS = ("teacher", "fake", "channel-mean")
-REAL_POOL_CACHE_DIR = ".cache/ui3d/real_pool"
-"""Where the teacher samples the discriminator reads as "real" images are cached (git-ignored)."""
 
 
 class DiscriminatorHead(nn.Module):

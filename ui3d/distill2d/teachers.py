@@ -1,39 +1,40 @@
 """Teachers of 2D one-step distillation behind one interface (DESIGN §4).
 
 A teacher gives: the data `shape`, a discrete VP schedule, condition sampling (`conditions`: class labels, text
-embeddings or none, with the unconditional counterpart for CFG), the guided denoiser D_q (gradients flow through
-x_t), `network()` — a trainable copy that initialises the generator and the fake score —, "real" samples for
-the discriminator and multi-step `sample`s for the teacher's own quality at a given NFE.
+embeddings or none, with the unconditional counterpart for CFG), the guided denoiser D_q (`denoise_cfg`, gradients
+flow through x_t), `network()` — a trainable copy that initialises the generator and the fake score —, "real"
+samples for the discriminator and multi-step `sample`s for the teacher's own quality at a given NFE. The text-to-3D
+teacher (`ui3d.teachers.teacher.DiffusionTeacher`) has the same `shape`, `schedule`, `denoise_cfg` and
+`state_dict`: CFG (`guided_denoise`), batched DDIM (`sample_ddim`) and the real pool (`ui3d.distill.real_pool`) are
+one implementation for both.
 
 - `mixture-teacher`: an analytic Gaussian mixture in R^d (exact D, exact log q_t, so the true r is known); its
   `network()` is an MLP denoiser fitted to the mixture by denoising score matching (deterministic, cached).
-- `unet-teacher`: any diffusers `UNet2DModel` folder (`unet/` + `scheduler/`), unconditional or class-conditional
-  (the last class embedding is the null label of CFG), e.g. the project's MNIST teacher (`digits`).
+- `unet-teacher`: any diffusers `UNet2DModel` folder (`unet/` + `scheduler/`, through `ui3d.teachers.loader`),
+  unconditional or class-conditional (the last class embedding is the null label of CFG), e.g. the project's MNIST
+  teacher (`digits`).
 - `text-teacher`: a text-to-image teacher through `ui3d.teachers.loader` (the embedded one by default, or a
   Stable Diffusion folder: the generator then works in latent space): a one-step text-to-image generator.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from ui3d import files, register
+from ui3d import register
 from ui3d.config import ConfigError
-from ui3d.diffusion.samplers import ddim
+from ui3d.diffusion.denoiser import guided_denoise
+from ui3d.diffusion.samplers import sample_ddim
 from ui3d.diffusion.schedules import VPDiscrete
 from ui3d.diffusion.weighting import truncated_snr_weight
 from ui3d.distill import losses
-from ui3d.distill.discriminator import REAL_POOL_CACHE_DIR
+from ui3d.distill.real_pool import RealPool
 from ui3d.distill2d.networks import FeatureDiscriminator, MLPDenoiser, MLPDiscriminator, UNetDenoiser
 from ui3d.teachers.gaussians import GaussianMixture
-from ui3d.teachers.loader import DIGITS_DIR
-from ui3d.diffusion.denoiser import classifier_free_guidance
 
 
 def cosine_scheduler(n: int = 1000):
@@ -51,20 +52,23 @@ class Teacher2D:
     scheduler_config: dict
     """The diffusers scheduler config the schedule comes from (a saved student rebuilds its schedule from it)."""
     net: nn.Module
-    source: Optional[Path] = None
-    """The weights folder (for the real-pool cache key)."""
+    prediction_type: str = "sample"
+    """What the teacher network predicts (its scheduler's; the mixture's denoiser is exact)."""
+    REAL_POOL_BATCH = 256
+    """Samples per DDIM batch of the real pool (part of what its samples depend on)."""
 
     def conditions(self, n: int, generator: torch.Generator) -> tuple[Optional[Tensor], Optional[Tensor], list]:
         """(cond, uncond, labels) for n samples: unconditional teachers give (None, None, [None] * n)."""
         return None, None, [None] * n
 
-    def denoise(self, x_t: Tensor, t: Tensor, cond, uncond, guidance_scale: float = 1.0) -> Tensor:
-        """D_q, classifier-free guided when `guidance_scale` ≠ 1 (CFG on the teacher only)."""
-        if guidance_scale == 1.0 or uncond is None:
-            return self.net(x_t, t, cond)
-        d = self.net(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, uncond]))
-        d_cond, d_uncond = d.chunk(2)
-        return classifier_free_guidance(d_cond, d_uncond, guidance_scale)
+    def denoise_cfg(self, x_t: Tensor, t: Tensor, cond, uncond, guidance_scale: float = 1.0) -> Tensor:
+        """D_q, classifier-free guided when `guidance_scale` ≠ 1 (CFG on the teacher only; at 1 the conditional
+        denoiser alone, which CFG equals)."""
+        return guided_denoise(self.net, x_t, t, cond, None if guidance_scale == 1.0 else uncond, guidance_scale)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The weights the teacher's samples depend on (the real pool's fingerprint)."""
+        return self.net.state_dict()
 
     def network(self) -> nn.Module:
         """A trainable copy of the teacher's denoiser (initialises the generator and the fake score)."""
@@ -80,48 +84,22 @@ class Teacher2D:
     def sample(self, n: int, steps: int, generator: torch.Generator, guidance_scale: float = 1.0,
                batch: int = 256) -> tuple[Tensor, list]:
         """n teacher samples with `steps`-step DDIM (NFE = steps, ×2 with CFG), and their labels."""
-        out, labels = [], []
-        for i in range(0, n, batch):
-            m = min(batch, n - i)
-            cond, uncond, lab = self.conditions(m, generator)
-            noise = torch.randn(m, *self.shape, generator=generator)
-            out.append(ddim(lambda x, t: self.denoise(x, t, cond, uncond, guidance_scale), noise, self.schedule, steps))
-            labels += lab
-        return torch.cat(out), labels
+        x, drawn = sample_ddim(lambda x, t, cond, uncond: self.denoise_cfg(x, t, cond, uncond, guidance_scale),
+                               self.conditions, self.shape, n, self.schedule, steps, generator, batch)
+        return x, [label for _, _, labels in drawn for label in labels]
 
     def real(self, n: int, generator: torch.Generator) -> tuple[Tensor, Optional[Tensor]]:
-        """"Real" samples of q_0 for the discriminator, with their conditions: a pool of teacher samples made
-        once (`real_pool`, `real_steps`; cached on disk by `fingerprint`), drawn from with replacement."""
+        """"Real" samples of q_0 for the discriminator, with their conditions: a `RealPool` of teacher samples
+        made once (`real_pool`, `real_steps`, `guidance_scale`; cached on disk), drawn from with replacement."""
         pool, pool_cond = self._real_pool()
         idx = torch.randint(0, len(pool), (n,), generator=generator)
         return pool[idx], (None if pool_cond is None else pool_cond[idx])
 
-    def fingerprint(self) -> str:
-        """What the teacher samples depend on: its weights file and the pool settings."""
-        weights = sorted(Path(self.source).rglob("*.safetensors")) if self.source else []
-        stamp = [(w.name, w.stat().st_size, int(w.stat().st_mtime)) for w in weights]
-        key = repr((str(self.source), stamp, self.cfg.real_pool, self.cfg.real_steps, self.cfg.guidance_scale,
-                    self.cfg.seed, getattr(self.cfg, "prompts", None)))
-        return hashlib.sha1(key.encode()).hexdigest()[:16]
-
-    def _real_pool(self):
+    def _real_pool(self) -> tuple[Tensor, Optional[Tensor]]:
         if getattr(self, "_pool", None) is None:
-            cache = Path(REAL_POOL_CACHE_DIR) / f"distill2d-{self.fingerprint()}.pt"
-            if (pool := files.load_cache(cache, "real-pool cache")) is not None:
-                self._pool = pool
-                return self._pool
-            g = torch.Generator().manual_seed(self.cfg.seed)
-            samples, labels = [], []
-            for i in range(0, self.cfg.real_pool, 256):
-                m = min(256, self.cfg.real_pool - i)
-                cond, uncond, _ = self.conditions(m, g)
-                noise = torch.randn(m, *self.shape, generator=g)
-                with torch.no_grad():
-                    samples.append(ddim(lambda x, t: self.denoise(x, t, cond, uncond, self.cfg.guidance_scale),
-                                        noise, self.schedule, self.cfg.real_steps))
-                labels.append(cond)
-            self._pool = (torch.cat(samples), None if labels[0] is None else torch.cat(labels))
-            files.torch_save(self._pool, cache)
+            pool = RealPool(self, self.cfg.real_pool, self.cfg.real_steps, self.cfg.guidance_scale,
+                            batch=self.REAL_POOL_BATCH)
+            self._pool = pool.draw(self.cfg.seed, repr(getattr(self.cfg, "prompts", None)))
         return self._pool
 
     def to_images(self, x: Tensor) -> Tensor:
@@ -259,16 +237,6 @@ class _Exact(nn.Module):
         return teacher.mixture.marginal_denoiser(x_t.double(), alpha.double(), sigma.double()).to(x_t.dtype)
 
 
-def resolve_unet_folder(name: str) -> Path:
-    """`digits` → the shipped MNIST teacher; otherwise a folder with `unet/` and `scheduler/` (or a bare UNet
-    folder with `config.json`)."""
-    path = DIGITS_DIR if name == "digits" else Path(name).expanduser()
-    if not ((path / "unet" / "config.json").is_file() or (path / "config.json").is_file()):
-        hint = " (train it: python -m ui3d.teachers.digits.train)" if name == "digits" else ""
-        raise FileNotFoundError(f"unet-teacher: no diffusers UNet folder at {path}{hint}")
-    return path
-
-
 @register("unet-teacher")
 class UNetTeacher(Teacher2D):
     """A diffusers `UNet2DModel` teacher, unconditional or class-conditional (`num_class_embeds`: the last
@@ -285,18 +253,22 @@ class UNetTeacher(Teacher2D):
         seed: int = 0
 
     def __init__(self, cfg: "UNetTeacher.Config"):
-        from diffusers import DDPMScheduler, UNet2DModel
+        from ui3d.teachers.loader import load_unet_teacher
 
         self.cfg = cfg
-        path = self.source = resolve_unet_folder(cfg.pretrained_model_name_or_path)
-        unet_dir = path / "unet" if (path / "unet").is_dir() else path
-        unet = UNet2DModel.from_pretrained(unet_dir)
-        scheduler = (DDPMScheduler.from_pretrained(path / "scheduler") if (path / "scheduler").is_dir()
-                     else DDPMScheduler(num_train_timesteps=1000))
+        unet, scheduler, _ = load_unet_teacher(cfg.pretrained_model_name_or_path)
         self.schedule, self.scheduler_config = VPDiscrete.from_scheduler(scheduler), dict(scheduler.config)
-        self.net = _frozen(UNetDenoiser(unet, self.schedule.alphas_cumprod, scheduler.config.prediction_type))
+        self.prediction_type = scheduler.config.prediction_type
+        self.net = _frozen(UNetDenoiser(unet, self.schedule.alphas_cumprod, self.prediction_type))
         self.n_classes = unet.config.num_class_embeds
         self.shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+
+    @classmethod
+    def check(cls, cfg: "UNetTeacher.Config") -> None:
+        """Before the run directory is made: the folder is there and sound (the loader's errors, exit 2)."""
+        from ui3d.teachers.loader import unet_folder
+
+        unet_folder(cfg.pretrained_model_name_or_path)
 
     def conditions(self, n, generator):
         if not self.n_classes:
@@ -323,13 +295,13 @@ class TextTeacher(Teacher2D):
         seed: int = 0
 
     def __init__(self, cfg: "TextTeacher.Config"):
-        from ui3d.teachers.loader import load_teacher, resolve_model_path
+        from ui3d.teachers.loader import load_teacher
 
         self.cfg = cfg
         self.teacher = load_teacher(cfg.pretrained_model_name_or_path)
-        self.source = resolve_model_path(cfg.pretrained_model_name_or_path)
         self.teacher.check_prompts(list(cfg.prompts))
         self.schedule, self.scheduler_config = self.teacher.schedule, dict(self.teacher.scheduler.config)
+        self.prediction_type = self.teacher.prediction_type
         self.net = _frozen(UNetDenoiser(self.teacher.unet, self.schedule.alphas_cumprod, self.teacher.prediction_type))
         with torch.no_grad():
             self.embeddings = self.teacher.encode_text(list(cfg.prompts))
@@ -340,6 +312,10 @@ class TextTeacher(Teacher2D):
     def conditions(self, n, generator):
         idx = torch.randint(0, len(self.cfg.prompts), (n,), generator=generator)
         return self.embeddings[idx], self.null.expand(n, -1, -1), [self.cfg.prompts[i] for i in idx]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """UNet, text encoder (the conditions' embeddings) and VAE."""
+        return self.teacher.state_dict()
 
     def to_images(self, x: Tensor) -> Tensor:
         return self.teacher.decode(x).clamp(0, 1)

@@ -37,15 +37,6 @@ def base_prompt(prompt: str) -> str:
     return head.strip() if sep and tail.strip().endswith("view") else prompt
 
 
-def view_bucket(prompt: str, direction: str | None = None) -> str:
-    """The view word after the comma ("a red vase, side view" → "side"), else `direction`, else ""."""
-    _, sep, tail = prompt.rpartition(",")
-    words = tail.split()
-    if sep and len(words) == 2 and words[1] == "view":
-        return words[0]
-    return direction or ""
-
-
 def as_config(cls: type, cfg: Any):
     """A `Config` instance from an instance, a dict or an OmegaConf node (unknown keys fail)."""
     if isinstance(cfg, cls):

@@ -17,11 +17,11 @@ from torch import Tensor
 
 from ui3d.diffusion.unet_encoder import capture_mid_block
 from ui3d.distill import losses
-from ui3d.distill.discriminator import REAL_POOL_CACHE_DIR, build_head, mid_block_channels
+from ui3d.distill.discriminator import build_head, mid_block_channels
 from ui3d.distill.objective import DistillObjective, ObjectiveConfig
+from ui3d.distill.real_pool import REAL_POOL_CACHE_DIR, RealPool
 from ui3d.guidance.base import Noised
 from ui3d.guidance.fake_score import FakeScoreGuidance
-from ui3d.guidance.real_pool import RealPool
 from ui3d.registry import register
 from ui3d.schedule import scheduled
 from ui3d.teachers.teacher import DiffusionTeacher

@@ -223,7 +223,7 @@ class Distill2DSystem(L.LightningModule):
         x0, cond, uncond, _ = self.generate(cfg.batch_size, g)
         t, alpha, sigma, x_t = self.noise(x0, g)
         with frozen([*self._trainable(self.fake), *self._trainable(self.discriminator)]):
-            d_teacher = self.teacher.denoise(x_t, t, cond, uncond, cfg.guidance_scale)
+            d_teacher = self.teacher.denoise_cfg(x_t, t, cond, uncond, cfg.guidance_scale)
             d_fake = self.fake(x_t, t, cond) if self.fake is not None else None
             logit = self.discriminator(x_t, t, cond) if self.discriminator is not None else None
         n = self.teacher.schedule.num_train_timesteps
@@ -304,7 +304,10 @@ class Distill2DSystem(L.LightningModule):
             raise ConfigError("the 2D system steps its generator and fake score itself: trainer.gradient_clip_val and "
                               "trainer.accumulate_grad_batches apply to text-to-3D stages only; remove them")
         DistillObjective(parse_structured(DistillObjective.Config, system.loss))
-        parse_structured(find(system.teacher_type).Config, system.teacher)
+        teacher = find(system.teacher_type)
+        teacher_cfg = parse_structured(teacher.Config, system.teacher)
+        if hasattr(teacher, "check"):
+            teacher.check(teacher_cfg)
         if system.warm_start:  # a file a user may be handed: refused before anything is written if it is unsafe
             ckpt = find_checkpoint(system.warm_start)
             if "state_dict" not in files.torch_load(ckpt, "warm_start checkpoint"):

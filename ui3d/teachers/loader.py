@@ -291,19 +291,55 @@ def _load_folder(path: Path, dtype, with_vae: bool) -> dict:
     return parts
 
 
+def unet_folder(name_or_path: str | Path = "digits") -> Path:
+    """The folder of a diffusers `UNet2DModel` teacher, checked without loading it: `digits` → the shipped MNIST
+    teacher; otherwise a folder with `unet/` (+ `scheduler/`, else DDPM's 1000-step default) or a bare UNet folder
+    (`config.json`). Missing → `TeacherNotFound`, a damaged config or pickled-only weights → `BrokenTeacher`."""
+    digits = str(name_or_path) == "digits"
+    path = DIGITS_DIR if digits else Path(name_or_path).expanduser()
+    unet_dir = path / "unet" if (path / "unet").is_dir() else path
+    config = unet_dir / "config.json"
+    if not config.is_file():
+        hint = " (train it: python -m ui3d.teachers.digits.train)" if digits else ""
+        raise TeacherNotFound(f"unet-teacher: no diffusers UNet folder at {path}{hint}")
+    try:
+        json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BrokenTeacher(f"{config} is not valid JSON ({err}): restore it from the model's folder") from None
+    if not any(unet_dir.glob("*.safetensors")):
+        raise BrokenTeacher(f"{unet_dir} has no .safetensors weights (pickled .bin files are not loaded: they can run "
+                            "code); convert them with diffusers' save_pretrained(safe_serialization=True)")
+    return path
+
+
+def load_unet_teacher(name_or_path: str | Path = "digits",
+                      device: str | torch.device = "cpu") -> tuple[UNet2DModel, DDPMScheduler, Path]:
+    """A diffusers `UNet2DModel` teacher (`unet_folder`) as (UNet, DDPM scheduler, folder): eval mode, parameters
+    frozen. Weights that do not load (a config that does not match them, a truncated file) → `BrokenTeacher`."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    path = unet_folder(name_or_path)
+    unet_dir = path / "unet" if (path / "unet").is_dir() else path
+    try:
+        unet = UNet2DModel.from_pretrained(unet_dir, use_safetensors=True).to(device)
+        scheduler = (DDPMScheduler.from_pretrained(path / "scheduler") if (path / "scheduler").is_dir()
+                     else DDPMScheduler(num_train_timesteps=1000))
+    except (ValueError, KeyError, RuntimeError, OSError, TypeError) as err:
+        raise BrokenTeacher(f"{path} does not load as a diffusers UNet2DModel teacher ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0][:160]})") from None
+    return unet.eval().requires_grad_(False), scheduler, path
+
+
 def load_digits_teacher(path: str | Path | None = None,
                         device: str | torch.device = "cpu") -> tuple[UNet2DModel, DDPMScheduler]:
     """The class-conditional MNIST teacher as (UNet2DModel, DDPMScheduler): eval mode, parameters frozen.
     Class labels 0-9 are digits, 10 the unconditional (null) label; images are [B, 1, 16, 16] in [-1, 1]."""
-    from diffusers import DDPMScheduler, UNet2DModel
-
     path = Path(path) if path is not None else DIGITS_DIR
     if not (path / "unet" / "config.json").is_file():
         raise TeacherNotFound(f"no digits teacher in {path} (expected unet/ and scheduler/); train it with "
                               f"`python -m ui3d.teachers.digits.train --out {path}`")
-    unet = UNet2DModel.from_pretrained(path, subfolder="unet").to(device)
-    scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler")
-    return unet.eval().requires_grad_(False), scheduler
+    unet, scheduler, _ = load_unet_teacher(path, device)
+    return unet, scheduler
 
 
 def load_tokenizer(name_or_path: str = "embedded", config: str | None = None):

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ui3d.diffusion.denoiser import classifier_free_guidance
-from ui3d.diffusion.denoiser import to_denoised
+from ui3d.diffusion.denoiser import guided_denoise, to_denoised
 from ui3d.diffusion.schedules import VPDiscrete
 from ui3d.diffusion.unet_encoder import mid_block_features
 
@@ -84,6 +83,12 @@ class DiffusionTeacher(nn.Module):
         return int(self.unet.config.sample_size) * scale
 
     @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape of one x_0 (latents for latent models, pixels otherwise): what samplers draw noise of."""
+        side = int(self.unet.config.sample_size)
+        return int(self.unet.config.in_channels), side, side
+
+    @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
 
@@ -120,10 +125,7 @@ class DiffusionTeacher(nn.Module):
 
     def denoise_cfg(self, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, guidance_scale: float) -> Tensor:
         """Classifier-free guided D, both branches in one batched forward (CFG on the teacher only)."""
-        t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
-        d = self.denoise(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, uncond]))
-        d_cond, d_uncond = d.chunk(2)
-        return classifier_free_guidance(d_cond, d_uncond, guidance_scale)
+        return guided_denoise(self.denoise, x_t, t, cond, uncond, guidance_scale)
 
     def encode_images(self, images: Tensor) -> Tensor:
         """Images [B, 3, H, W] in [0, 1] → x_0: VAE latents (× scaling factor) at the teacher's resolution, or
