@@ -13,7 +13,7 @@ import torch
 import launch
 import ui3d
 from tests.tiny_models import build_tiny_embedded_folder, build_tiny_unet_folder
-from ui3d.config import CONFIG_DIR
+from ui3d.config import CONFIG_DIR, load_config
 from ui3d.teachers.loader import EMBEDDED_DIR
 from ui3d.teachers.teacher import PromptError
 
@@ -34,8 +34,18 @@ def unet_teacher(tmp_path_factory):
     return build_tiny_unet_folder(tmp_path_factory.mktemp("unet"))
 
 
+@pytest.fixture(scope="module")
+def unet_teacher_16(tmp_path_factory):
+    """At MNIST's 16×16, for the recipes whose discriminator reads MNIST digits (`real_data: mnist`)."""
+    return build_tiny_unet_folder(tmp_path_factory.mktemp("unet16"), resolution=16)
+
+
+def reads_mnist(recipe: str) -> bool:
+    return load_config(f"distill2d/{recipe}").cfg.system.teacher.get("real_data") == "mnist"
+
+
 def unet_overrides(folder, recipe: str = "") -> list[str]:
-    extends = [] if recipe == "digits.yaml" else ["extends=digits.yaml"]
+    extends = [] if recipe == "digits.yaml" or reads_mnist(recipe) else ["extends=digits.yaml"]
     return [*extends, f"system.teacher.pretrained_model_name_or_path={folder}", "system.batch_size=4",
             "system.teacher.real_pool=8", "system.teacher.real_steps=2", "system.n_eval_samples=8"]
 
@@ -50,8 +60,9 @@ TEACHER_CONFIGS = ("mixture.yaml", "mixture-dropped.yaml", "embedded.yaml")  # b
 
 
 @pytest.mark.parametrize("recipe", [r for r in RECIPES if r not in TEACHER_CONFIGS])
-def test_recipe_trains_three_steps(recipe, unet_teacher, tmp_path):
-    assert launch.main(["--config", f"distill2d/{recipe}", *fast(tmp_path), *unet_overrides(unet_teacher, recipe)]) == 0
+def test_recipe_trains_three_steps(recipe, unet_teacher, unet_teacher_16, tmp_path):
+    folder = unet_teacher_16 if reads_mnist(recipe) else unet_teacher
+    assert launch.main(["--config", f"distill2d/{recipe}", *fast(tmp_path), *unet_overrides(folder, recipe)]) == 0
     stage = only_run(tmp_path)
     assert (stage / "done").read_text().startswith("3 steps")
     assert (stage / "ckpts" / "last.ckpt").is_file() and (stage / "save" / "samples.png").is_file()
@@ -148,6 +159,18 @@ def test_bad_mixture_teacher_fails_before_the_run(tmp_path, capsys, bad, message
     code = launch.main(["--config", "distill2d/mixture.yaml", *fast(tmp_path), bad])
     assert code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("classes, resolution, message", [(11, 8, "makes 1×8×8 samples"),
+                                                          (3, 16, "this one has 3 class embeddings")])
+def test_mnist_real_data_on_a_teacher_it_does_not_fit_fails_before_the_run(tmp_path, capsys, classes, resolution,
+                                                                             message):
+    folder = build_tiny_unet_folder(tmp_path / "teacher", classes=classes, resolution=resolution)
+    code = launch.main(["--config", "distill2d/uniinstruct-fkl-gan-real.yaml", *fast(tmp_path / "runs"),
+                        f"system.teacher.pretrained_model_name_or_path={folder}"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("broken, message", [(False, "no diffusers UNet folder at"), (True, "is not valid JSON")])

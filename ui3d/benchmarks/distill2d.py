@@ -3,6 +3,7 @@
     python -m ui3d.benchmarks.distill2d                  # both parts, writes benchmarks/distill2d.md
     python -m ui3d.benchmarks.distill2d --part mixture   # or --part digits (writes distill2d-<part>.md)
     python -m ui3d.benchmarks.distill2d --part long      # two recipes × 600 steps by Inception FID (distill2d-long.md)
+    python -m ui3d.benchmarks.distill2d --part long --long-seeds 0 1 2   # … over 3 seeds, mean ± sd
     python -m ui3d.benchmarks.distill2d --part modes --jobs 1 --out benchmarks/distill2d_modes.md   # a dropped mode
 
 Part 1, the 8-mode ring with unequal weights (exact teacher): one Uni-Instruct run per divergence and seed (same
@@ -49,6 +50,7 @@ STUDENTS = (  # (row name, config, extra overrides): every recipe in configs/dis
     ("Uni-Instruct jkl + GAN, RKL init", "uniinstruct-jkl.yaml", ("system.loss.lambda_gan=0.01", "warm:Uni-Instruct rkl")),
     ("Uni-Instruct fkl", "uniinstruct-fkl.yaml", ()),
     ("Uni-Instruct fkl + GAN", "uniinstruct-fkl-gan.yaml", ()),
+    ("Uni-Instruct fkl + GAN, MNIST real", "uniinstruct-fkl-gan-real.yaml", ()),
     ("Uni-Instruct fkl + GAN, RKL → FKL in one run", "uniinstruct-fkl-warmstart.yaml", ("warm_fraction",)),
     ("Uni-Instruct jkl", "uniinstruct-jkl.yaml", ()),
     ("Uni-Instruct χ²", "uniinstruct-chi2.yaml", ()),
@@ -56,6 +58,7 @@ STUDENTS = (  # (row name, config, extra overrides): every recipe in configs/dis
     ("Uni-Instruct fkl (paper form)", "uniinstruct-fkl-paper.yaml", ()),
     ("SiDA", "sida.yaml", ()),
     ("f-distill fkl", "f-distill-fkl.yaml", ()),
+    ("f-distill fkl, MNIST real", "f-distill-fkl-real.yaml", ()),
     ("f-distill js", "f-distill-js.yaml", ()),
     ("f-distill hellinger", "f-distill-hellinger.yaml", ()),
     ("SiD", "sid.yaml", ()),
@@ -82,13 +85,13 @@ def run(config: str, root: Path, tag: str, overrides: list[str]) -> tuple[Path, 
     return run_dir, json.loads((run_dir / "main" / "save" / "metrics.json").read_text()), seconds
 
 
-def teacher_row(nfe: int, n: int) -> tuple[torch.Tensor, dict, float]:
-    """n DDIM samples of the digits teacher at `nfe` steps (seed 0), their digit metrics and sampling seconds."""
+def teacher_row(nfe: int, n: int, seed: int = 0) -> tuple[torch.Tensor, dict, float]:
+    """n DDIM samples of the digits teacher at `nfe` steps, their digit metrics and sampling seconds."""
     from ui3d.distill2d.evaluate import digit_metrics, mnist_reference
     from ui3d.distill2d.teachers import UNetTeacher
 
     start = time.time()
-    x, labels = UNetTeacher(UNetTeacher.Config()).sample(n, nfe, torch.Generator().manual_seed(0))
+    x, labels = UNetTeacher(UNetTeacher.Config()).sample(n, nfe, torch.Generator().manual_seed(seed))
     return x, digit_metrics(x, labels, mnist_reference(n)), time.time() - start
 
 
@@ -273,41 +276,97 @@ def inception_fid_table(n: int, done: dict, seconds: dict) -> str:
 
 
 def long_tasks(args) -> dict[str, Task]:
-    """`--long-configs` trained `--long-steps` steps, with Inception features of their samples, of the teacher
-    at NFE 35 and of 2 × `--fid-samples` real digits."""
+    """`--long-configs` trained `--long-steps` steps once per `--long-seeds` seed, with Inception features of their
+    samples, of the teacher at NFE 35 (sampled with each seed, or once with `--long-teacher-once`) and of 2 ×
+    `--fid-samples` real digits (once)."""
     from ui3d.distill2d.evaluate import mnist_reference
 
     n, root = args.fid_samples, args.root / "long"
-    tasks = {f"long {c}": Task(run, (c, root, f"{_tag(c.removesuffix('.yaml'))}-{args.long_steps}",
-                                     [f"steps={args.long_steps}", f"system.n_eval_samples={n}"]))
-             for c in args.long_configs}
-    tasks["teacher@35"] = Task(teacher_row, (35, n))
+    overrides = [f"steps={args.long_steps}", f"system.n_eval_samples={n}"]
+    tasks = {f"long {c} s{seed}": Task(run, (c, root, f"{_tag(c.removesuffix('.yaml'))}-{args.long_steps}-s{seed}",
+                                             [*overrides, f"seed={seed}"]))
+             for seed in args.long_seeds for c in args.long_configs}
+    teacher_seeds = sorted({teacher_seed(args, seed) for seed in args.long_seeds})
+    tasks.update({f"teacher@35 s{seed}": Task(teacher_row, (35, n, seed)) for seed in teacher_seeds})
     tasks.update(inception_tasks("real", mnist_reference(2 * n), 2 * n))
-    tasks.update(inception_tasks("teacher@35", lambda done: done["teacher@35"][0], n, ("teacher@35",)))
-    for c in args.long_configs:
-        tasks.update(inception_tasks(f"long {c}", lambda done, c=c: load_samples(done[f"long {c}"][0]), n,
-                                     (f"long {c}",)))
+    for seed in teacher_seeds:
+        key = f"teacher@35 s{seed}"
+        tasks.update(inception_tasks(key, lambda done, key=key: done[key][0], n, (key,)))
+    for seed in args.long_seeds:
+        for c in args.long_configs:
+            key = f"long {c} s{seed}"
+            tasks.update(inception_tasks(key, lambda done, key=key: load_samples(done[key][0]), n, (key,)))
     return tasks
 
 
+def teacher_seed(args, seed: int) -> int:
+    """The seed of the teacher samples a student of seed `seed` is compared with."""
+    return args.long_seeds[0] if args.long_teacher_once else seed
+
+
 def long_table(args, done: dict) -> str:
+    """The long part's table from the finished tasks: per seed, each model's digit metrics and Inception FID (and
+    the student's FID over the teacher's of the same seed), summarised by `long_summary`."""
     from ui3d.metrics.fid import fid
 
     n = args.fid_samples
     ref, floor = real_reference(done, n)
-    teacher = fid(inception_features(done, "teacher@35", n), ref)
-    _, metrics, spent = done["teacher@35"]
-    rows = [f"| real test digits (the floor) | — | — | — | — | {floor:.2f} | — | — |",
-            f"| teacher (DDIM), NFE 35 | — | {metrics['fd_clf']:.2f} | {metrics['precision']:.3f} "
-            f"| {metrics['recall']:.3f} | {teacher:.2f} | 1.00 | ({spent:.0f} s sampling) |"]
+
+    def scores(key: str, metrics: dict, seconds: float) -> dict:
+        return {**{k: metrics[k] for k in ("fd_clf", "precision", "recall")}, "seconds": seconds,
+                "fid": fid(inception_features(done, key, n), ref)}
+
+    teacher = {}
+    for seed in sorted({teacher_seed(args, s) for s in args.long_seeds}):
+        _, metrics, spent = done[f"teacher@35 s{seed}"]
+        teacher[seed] = scores(f"teacher@35 s{seed}", metrics, spent)
+    students = {}
     for c in args.long_configs:
-        _, metrics, spent = done[f"long {c}"]
-        m, score = metrics["samples"], fid(inception_features(done, f"long {c}", n), ref)
-        rows.append(f"| {c} | {args.long_steps} | {m['fd_clf']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} "
-                    f"| {score:.2f} | {score / teacher:.2f} | {spent:.0f} |")
+        students[c] = []
+        for seed in args.long_seeds:
+            _, metrics, spent = done[f"long {c} s{seed}"]
+            row = scores(f"long {c} s{seed}", metrics["samples"], spent)
+            students[c].append({**row, "fid_ratio": row["fid"] / teacher[teacher_seed(args, seed)]["fid"]})
+    return long_summary(floor, list(teacher.values()), students, args.long_steps, args.long_seeds)
+
+
+def _cell(values: list[float], digits: int) -> str:
+    """One value as is; several as mean ± sd (sample sd, n − 1)."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def long_summary(floor: float, teacher: list[dict], students: dict[str, list[dict]], steps: int,
+                 seeds: list[int]) -> str:
+    """The long part's table: a row for the FID floor, the teacher at NFE 35 and each student, every cell the
+    value (one seed) or mean ± sd over the seeds; with several seeds, each model's FID per seed below it.
+    `teacher` holds one dict per teacher sampling seed and `students` a list per config, one dict per seed (keys
+    fd_clf, precision, recall, fid, seconds, and fid_ratio for students)."""
+    def col(rows: list[dict], key: str) -> list[float]:
+        return [r[key] for r in rows]
+
+    def cells(rows: list[dict]) -> str:
+        return " | ".join(_cell(col(rows, key), digits)
+                          for key, digits in (("fd_clf", 2), ("precision", 3), ("recall", 3), ("fid", 2)))
+
+    spent = statistics.mean(col(teacher, "seconds"))
+    rows = [f"| real test digits (the floor) | — | — | — | — | {floor:.2f} | — | — |",
+            f"| teacher (DDIM), NFE 35 | — | {cells(teacher)} | 1.00 | ({spent:.0f} s sampling) |"]
+    rows += [f"| {c} | {steps} | {cells(found)} | {_cell(col(found, 'fid_ratio'), 2)} "
+             f"| {statistics.mean(col(found, 'seconds')):.0f} |" for c, found in students.items()]
     header = ("| model | steps | FD_clf ↓ | precision | recall | Inception FID ↓ | FID / teacher@35 | train s |\n|"
               + " --- |" * 8)
-    return "\n".join([header, *rows])
+    table = "\n".join([header, *rows])
+    if len(seeds) == 1:
+        return table
+    per_seed = [f"| model | {' | '.join(f'seed {s}' for s in seeds)} |", "|" + " --- |" * (len(seeds) + 1)]
+    teacher_fids = col(teacher, "fid") if len(teacher) == len(seeds) else col(teacher, "fid") * len(seeds)
+    per_seed.append(f"| teacher (DDIM), NFE 35 | {' | '.join(f'{x:.2f}' for x in teacher_fids)} |")
+    per_seed += [f"| {c} | {' | '.join(f'{x:.2f}' for x in col(found, 'fid'))} |" for c, found in students.items()]
+    below = [f"{c}: {sum(r['fid_ratio'] < 1 for r in found)} of {len(found)}" for c, found in students.items()]
+    return "\n\n".join([table, "Inception FID per seed:", "\n".join(per_seed),
+                         "Seeds where the student's FID is below the teacher's: " + "; ".join(below) + "."])
 
 
 def main(argv=None) -> None:
@@ -317,6 +376,10 @@ def main(argv=None) -> None:
                         "modes = rkl/fkl/jkl/chi2 on a mode the generator starts without (mixture-dropped.yaml)")
     p.add_argument("--long-configs", nargs="+", default=["f-distill-fkl.yaml", "uniinstruct-fkl-gan.yaml"])
     p.add_argument("--long-steps", type=int, default=600)
+    p.add_argument("--long-seeds", type=int, nargs="+", default=[0],
+                   help="--part long trains each config once per seed; the table gives mean ± sd over them")
+    p.add_argument("--long-teacher-once", action="store_true",
+                   help="--part long samples the teacher with the first seed only (else once per seed)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--mixture-steps", type=int, default=1500)
     p.add_argument("--modes-steps", type=int, default=2500, help="generator steps of each --part modes run")
@@ -346,6 +409,8 @@ def main(argv=None) -> None:
     sections = [f"# 2D one-step distillation\n\n`python -m ui3d.benchmarks.distill2d --part {args.part}"
                 + (f" --digit-steps {args.digit_steps}" if args.part in ("digits", "all") else "")
                 + (f" --long-steps {args.long_steps} --long-configs {' '.join(args.long_configs)}"
+                   + (f" --long-seeds {' '.join(map(str, args.long_seeds))}" if args.long_seeds != [0] else "")
+                   + (" --long-teacher-once" if args.long_teacher_once else "")
                    if args.part == "long" else "")
                 + (f" --digit-overrides {' '.join(args.digit_overrides)}" if args.digit_overrides else "")
                 + (f" --modes-steps {args.modes_steps} --seeds {' '.join(map(str, args.seeds))}"
@@ -364,8 +429,12 @@ def main(argv=None) -> None:
                         f"one; Uni-Instruct, {args.modes_steps} steps, seeds {args.seeds}\n\n"
                         f"{modes_table(args, done)}\n")
     if args.part == "long":
-        sections.append(f"## MNIST 16×16: students trained {args.long_steps} steps, Inception FID on {args.fid_samples} "
-                        f"samples against {args.fid_samples} test digits\n\n{long_table(args, done)}\n")
+        seeds = ("" if len(args.long_seeds) == 1 else
+                 f", seeds {args.long_seeds} (mean ± sd; the teacher sampled "
+                 + (f"once, seed {args.long_seeds[0]}" if args.long_teacher_once else "once per seed") + ")")
+        sections.append(f"## MNIST 16×16: students trained {args.long_steps} steps, Inception FID on "
+                        f"{args.fid_samples} samples against {args.fid_samples} test digits{seeds}\n\n"
+                        f"{long_table(args, done)}\n")
     sections.append(f"Wall time of this benchmark: {(time.time() - start) / 60:.1f} min on {os.cpu_count()} CPU cores "
                     f"({sum(seconds.values()) / 60:.1f} task-minutes).\n")
     text = "\n".join(sections)

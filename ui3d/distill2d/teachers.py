@@ -12,13 +12,14 @@ one implementation for both.
   `network()` is an MLP denoiser fitted to the mixture by denoising score matching (deterministic, cached).
 - `unet-teacher`: any diffusers `UNet2DModel` folder (`unet/` + `scheduler/`, through `ui3d.teachers.loader`),
   unconditional or class-conditional (the last class embedding is the null label of CFG), e.g. the project's MNIST
-  teacher (`digits`).
+  teacher (`digits`); its discriminator's real images are its own samples or (`real_data: mnist`) MNIST digits.
 - `text-teacher`: a text-to-image teacher through `ui3d.teachers.loader` (the embedded one by default, or a
   Stable Diffusion folder: the generator then works in latent space): a one-step text-to-image generator.
 """
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -237,6 +238,26 @@ class _Exact(nn.Module):
         return teacher.mixture.marginal_denoiser(x_t.double(), alpha.double(), sigma.double()).to(x_t.dtype)
 
 
+REAL_DATA = ("teacher", "mnist")
+"""What `unet-teacher` gives its discriminator as real images."""
+
+
+def check_real_data(real_data: str, shape: tuple[int, ...], n_classes: Optional[int]) -> None:
+    """`real_data: mnist` needs a teacher MNIST digits fit: 1 channel, a side `load_mnist` makes (16, 28, 32),
+    unconditional or 10 digit classes + the null label (its conditions are the digits' labels)."""
+    from ui3d.data.mnist import RESOLUTIONS
+
+    if real_data != "mnist":
+        return
+    sides = ", ".join(map(str, RESOLUTIONS))
+    if shape[0] != 1 or shape[1] != shape[2] or shape[1] not in RESOLUTIONS:
+        raise ConfigError(f"unet-teacher: real_data: mnist needs a 1-channel teacher of side {sides}; this one makes "
+                          f"{'×'.join(map(str, shape))} samples (or use real_data: teacher)")
+    if n_classes and n_classes != 11:
+        raise ConfigError(f"unet-teacher: real_data: mnist needs an unconditional teacher or 10 digit classes + the "
+                          f"null label; this one has {n_classes} class embeddings (or use real_data: teacher)")
+
+
 @register("unet-teacher")
 class UNetTeacher(Teacher2D):
     """A diffusers `UNet2DModel` teacher, unconditional or class-conditional (`num_class_embeds`: the last
@@ -250,7 +271,18 @@ class UNetTeacher(Teacher2D):
         """Teacher samples made once as the discriminator's "real" images."""
         real_steps: int = 35
         """DDIM steps of those samples."""
+        real_data: str = "teacher"
+        """The discriminator's "real" images: `teacher` = the pool of teacher samples above (the GAN pulls the
+        student towards the teacher); `mnist` = the 50000 MNIST *training* digits at the teacher's resolution in
+        [−1, 1], with their digit labels as conditions (the GAN pulls it towards the data, as DMD2 and SiDA train;
+        `real_pool` and `real_steps` are then unused). The digits' metrics score against the MNIST *test* split
+        (`evaluate.mnist_reference`), disjoint from the training split. `mnist` needs a 1-channel teacher at 16, 28
+        or 32 pixels, unconditional or with 10 classes + the null label."""
         seed: int = 0
+
+        def __post_init__(self):
+            if self.real_data not in REAL_DATA:
+                raise ConfigError(f"unet-teacher: real_data '{self.real_data}' is not one of {', '.join(REAL_DATA)}")
 
     def __init__(self, cfg: "UNetTeacher.Config"):
         from ui3d.teachers.loader import load_unet_teacher
@@ -262,13 +294,32 @@ class UNetTeacher(Teacher2D):
         self.net = _frozen(UNetDenoiser(unet, self.schedule.alphas_cumprod, self.prediction_type))
         self.n_classes = unet.config.num_class_embeds
         self.shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+        check_real_data(cfg.real_data, self.shape, self.n_classes)
 
     @classmethod
     def check(cls, cfg: "UNetTeacher.Config") -> None:
-        """Before the run directory is made: the folder is there and sound (the loader's errors, exit 2)."""
+        """Before the run directory is made: the folder is there and sound (the loader's errors, exit 2), and its
+        UNet config (read, not loaded) fits `real_data`."""
         from ui3d.teachers.loader import unet_folder
 
-        unet_folder(cfg.pretrained_model_name_or_path)
+        path = unet_folder(cfg.pretrained_model_name_or_path)
+        unet = json.loads(((path / "unet" if (path / "unet").is_dir() else path) / "config.json").read_text())
+        side = unet.get("sample_size", 32)
+        side = side if isinstance(side, int) else side[0]
+        check_real_data(cfg.real_data, (unet.get("in_channels", 3), side, side), unet.get("num_class_embeds"))
+
+    def real(self, n: int, generator: torch.Generator) -> tuple[Tensor, Optional[Tensor]]:
+        """With `real_data: mnist`, n MNIST training digits (with replacement) and their labels as conditions
+        (None for an unconditional teacher); else the teacher-sample pool (`Teacher2D.real`)."""
+        if self.cfg.real_data == "teacher":
+            return super().real(n, generator)
+        if getattr(self, "_mnist", None) is None:
+            from ui3d.data.mnist import load_mnist
+
+            self._mnist = load_mnist("train", resolution=self.shape[-1])
+        images, labels = self._mnist
+        idx = torch.randint(0, len(images), (n,), generator=generator)
+        return images[idx], (labels[idx] if self.n_classes else None)
 
     def conditions(self, n, generator):
         if not self.n_classes:
