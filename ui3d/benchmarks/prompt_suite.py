@@ -212,14 +212,14 @@ def teacher_samples(prompt: str, n: int, seed: int = 0) -> dict:
     return {"colors": colors, "features": classifier_features(images.permute(0, 2, 3, 1)).tolist()}
 
 
-def teacher_scores(prompt: str, n: int, seed: int = 0) -> dict:
-    """What the embedded teacher itself makes of `prompt`, scored as a turntable is: n samples (50-step DDIM,
-    CFG 7.5, the view suffixes of stage-1 cameras) through the same classifier. A 3D run distilled from it
+def teacher_scores(prompt: str, n: int, seed: int = 0, steps: int = 25) -> dict:
+    """What the embedded teacher itself makes of `prompt`, scored as a turntable is: n samples (`steps`-step DDIM
+    as the real pool's, CFG 7.5, the view suffixes of stage-1 cameras) through the same classifier. A 3D run distilled from it
     can hardly name the category, colour or pattern more often than its teacher does: the suite's ceiling."""
     from ui3d.benchmarks.embedded_teacher import sample_prompts
     from ui3d.benchmarks.score_run import score_frames
 
-    return score_frames(sample_prompts(prompt, n, seed).permute(0, 2, 3, 1), prompt)
+    return score_frames(sample_prompts(prompt, n, seed, steps).permute(0, 2, 3, 1), prompt)
 
 
 # --- tables -----------------------------------------------------------------------------------------------
