@@ -39,3 +39,15 @@ def test_2d_and_3d_pools_share_the_cache_and_a_changed_weight_invalidates_both(t
     pools()
     assert len(list(cache.glob("*.pt"))) == 4  # both pools drawn again, beside the stale files
     fake.unet.delete_adapters("ui3d_fake_score")
+
+
+def test_a_text_teachers_pool_follows_its_text_encoder_too(tmp_path):
+    """The prompts' embeddings come from the text encoder: a retrained encoder must not reuse stale samples."""
+    from ui3d.distill2d.teachers import TextTeacher
+
+    folder = build_tiny_embedded_folder(tmp_path / "emb")
+    teacher = TextTeacher(TextTeacher.Config(pretrained_model_name_or_path=str(folder), prompts=["a red vase"]))
+    before = RealPool(teacher, size=2, steps=1).fingerprint()
+    with torch.no_grad():
+        next(teacher.teacher.text_encoder.parameters()).add_(1e-3)
+    assert RealPool(teacher, size=2, steps=1).fingerprint() != before
