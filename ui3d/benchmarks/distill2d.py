@@ -51,6 +51,7 @@ STUDENTS = (  # (row name, config, extra overrides): every recipe in configs/dis
     ("Uni-Instruct fkl", "uniinstruct-fkl.yaml", ()),
     ("Uni-Instruct fkl + GAN", "uniinstruct-fkl-gan.yaml", ()),
     ("Uni-Instruct fkl + GAN, MNIST real", "uniinstruct-fkl-gan-real.yaml", ()),
+    ("Uni-Instruct fkl + strong GAN, MNIST real", "uniinstruct-fkl-gan-real-strong.yaml", ()),
     ("Uni-Instruct fkl + GAN, RKL → FKL in one run", "uniinstruct-fkl-warmstart.yaml", ("warm_fraction",)),
     ("Uni-Instruct jkl", "uniinstruct-jkl.yaml", ()),
     ("Uni-Instruct χ²", "uniinstruct-chi2.yaml", ()),
