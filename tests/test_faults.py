@@ -323,33 +323,61 @@ def weights(run: Path) -> torch.Tensor:
     return torch.cat([v.double().flatten() for _, v in sorted(state.items()) if v.is_floating_point()])
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults")
-    out = run_script("launch.py", *fault_args(root, "whole"))
-    assert out.returncode == 0, out.stderr[-3000:]
-    return root, next((root / "uniinstruct-fkl").glob("whole@*"))
+def run_scripts(jobs: dict[str, tuple[str, ...]]) -> dict[str, subprocess.CompletedProcess]:
+    """`run_script` for each job, two at a time (each one thread): they are mostly interpreter start and tiny steps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(run_script, *args) for name, args in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
-@pytest.mark.parametrize("signal_name, val_every, code, says", [
+FAULTS = [
     ("KILL", 4, -9, None),
     ("INT", 4, 130, "interrupted: continue with"),  # stops before step 3
     ("TERM", 4, 143, "terminated (SIGTERM): continue with"),  # Lightning's SIGTERMException after step 3
     ("TERM", 3, 143, "terminated (SIGTERM): continue with"),  # stops in the validation after step 3
-])
-def test_a_faulted_run_resumes_to_the_weights_of_an_uninterrupted_one(uninterrupted, signal_name, val_every, code, says):
+]
+
+
+@pytest.fixture(scope="module")
+def faulted(tmp_path_factory):
+    """The uninterrupted run beside the four faulted ones (`tests/fault_run.py` signals itself after step 3), then
+    the four resumed: (the uninterrupted run, {tag: (faulted process, resumed process, its run, `before_resume`)})."""
+    root = tmp_path_factory.mktemp("faults")
+    tags = {f"{signal_name}{val_every}": (signal_name, val_every) for signal_name, val_every, _, _ in FAULTS}
+    first = run_scripts({"whole": ("launch.py", *fault_args(root, "whole")),
+                         **{tag: ("tests/fault_run.py", signal_name, "3", *fault_args(root, tag, val_every))
+                            for tag, (signal_name, val_every) in tags.items()}})
+    assert first["whole"].returncode == 0, first["whole"].stderr[-3000:]
+    runs = {tag: next((root / "uniinstruct-fkl").glob(f"{tag}@*"), None) for tag in tags}  # None: no run made
+    before = {tag: before_resume(run) for tag, run in runs.items()}
+    resumed = run_scripts({tag: ("launch.py", f"resume={run}", "--stage", "nerf") for tag, run in runs.items() if run})
+    return next((root / "uniinstruct-fkl").glob("whole@*")), {
+        tag: (first[tag], resumed.get(tag), runs[tag], before[tag]) for tag in tags}
+
+
+def before_resume(run: Path | None) -> tuple[bool, int | None]:
+    """What a faulted run left for the resume: whether its stage has a `done` file, and the step of its
+    `interrupted.ckpt` (None without one)."""
+    if run is None:
+        return False, None
+    interrupted = run / "nerf" / "ckpts" / "interrupted.ckpt"
+    step = files.torch_load(interrupted)["global_step"] if interrupted.exists() else None
+    return (run / "nerf" / "done").exists(), step
+
+
+@pytest.mark.parametrize("signal_name, val_every, code, says", FAULTS)
+def test_a_faulted_run_resumes_to_the_weights_of_an_uninterrupted_one(faulted, signal_name, val_every, code, says):
     """Validation draws no training randomness, so the uninterrupted run (validating every 4 steps) is the
     reference for every case."""
-    root, whole = uninterrupted
-    tag = f"{signal_name}{val_every}"
-    out = run_script("tests/fault_run.py", signal_name, "3", *fault_args(root, tag, val_every))
+    whole, results = faulted
+    out, resumed, run, (was_done, interrupted_at) = results[f"{signal_name}{val_every}"]
     assert out.returncode == code, out.stderr[-3000:]
-    run = next((root / "uniinstruct-fkl").glob(f"{tag}@*"))
-    assert not (run / "nerf" / "done").exists()
+    assert run is not None and not was_done
     if says:
         assert f"{says}  python launch.py resume={run}" in out.stderr
-        assert files.torch_load(run / "nerf" / "ckpts" / "interrupted.ckpt")["global_step"] == 3
-    resumed = run_script("launch.py", f"resume={run}", "--stage", "nerf")
+        assert interrupted_at == 3
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = weights(whole), weights(run)
     assert ((a - b).norm() / a.norm()).item() <= 1e-6
