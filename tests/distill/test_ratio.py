@@ -92,3 +92,18 @@ def test_normalisation_defaults_on_for_f_distill_only():
     assert DistillObjective(DistillObjective.Config(method="uniinstruct")).normalizer is None
     on = DistillObjective.Config(method="uniinstruct", normalize_ratio=True)
     assert DistillObjective(on).normalizer is not None
+
+
+@pytest.mark.parametrize("method", [losses.uniinstruct, losses.f_distill])
+def test_the_spread_of_h_inside_a_batch_is_logged(method):
+    """`h_sd` is the sd of the (normalised) per-sample weights of one batch: what weighs one view against another,
+    which the batch mean `h` cannot show (batch normalisation fixes that mean at 1)."""
+    inputs = batch(16)
+    inputs["logit"] = torch.log(torch.tensor([0.5, 1.0, 1.5, 1.0], dtype=torch.float64))
+    opts = dict(divergence="fkl", detach_ratio=True, ratio_gradient="none", logit_clamp=None)
+    _, stats = method(**inputs, **opts, normalizer=losses.RatioNormalizer(n_bins=1, clip=None, momentum=0.0),
+                      t=torch.full((4,), 0.5, dtype=torch.float64))
+    assert float(stats["h"]) == pytest.approx(1.0)  # h = r for fkl, then r over its batch mean: mean 1
+    assert float(stats["h_sd"]) == pytest.approx(torch.tensor([0.5, 1.0, 1.5, 1.0]).std(correction=0).item())
+    _, rkl = method(**inputs, **{**opts, "divergence": "rkl"})
+    assert float(rkl["h_sd"]) == 0.0  # rkl weighs every view alike

@@ -68,3 +68,14 @@ def test_ratio_statistics_count_steps_at_a_clamp_after_the_warm_start(tmp_path):
     h = [0.5 + 0.1 * s for s in range(10, 20)]
     assert abs(stats["h_mean"] - sum(h) / 10) < 1e-9 and stats["h_p10"] == h[1] and stats["h_p90"] == h[9]
     assert stage1.ratio_statistics([{"step": 1.0, "loss": 2.0}]) is None
+
+
+def test_ratio_statistics_add_the_spread_of_h_inside_each_step():
+    # two steps whose batch means are 1 but whose views are weighted 0.5 / 1.5 (sd 0.5) and 0.8 / 1.2 (sd 0.2)
+    rows = [{"step": 0.0, "at_clamp": 0.0, "h": 1.0, "h_sd": 0.5}, {"step": 1.0, "at_clamp": 0.0, "h": 1.0, "h_sd": 0.2}]
+    stats = stage1.ratio_statistics(rows)
+    views = [0.5, 1.5, 0.8, 1.2]
+    total = (sum((v - 1.0) ** 2 for v in views) / len(views)) ** 0.5
+    assert abs(stats["h_std"] - total) < 1e-9 and abs(stats["h_within"] - ((0.25 + 0.04) / 2) ** 0.5) < 1e-9
+    assert stats["h_p10"] == stats["h_p90"] == 1.0  # the step means alone do not spread
+    assert stage1.ratio_statistics([{"step": 0.0, "at_clamp": 0.0, "h": 1.0}])["h_within"] is None  # older logs

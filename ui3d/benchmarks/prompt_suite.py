@@ -15,7 +15,8 @@ continues where it was (`--root` of the earlier run). Each run is scored from wh
   frame (the fraction that matches the prompt, for what the prompt names), and the collapse rule of
   `ui3d.metrics.stage1` (the NeRF filled its box or vanished);
 - **ratio statistics** (Uni-Instruct runs, per-step logs): the fraction of steps after the rkl warm start where
-  the logit hit its clamp or the normalised r its clip, and the spread of the loss weight h(r) over those steps;
+  the logit hit its clamp or the normalised r its clip, and the spread of the loss weight h(r) over every view
+  of those steps, with its part inside a step's batch (what h can weigh one view against another by);
 - **meshes** (the headline config, all three stages): `mesh_quality` on the marching-cubes mesh of the NeRF
   (before stage 2), on the refined mesh (after stage 2) and on the textured export (after stage 3): views the
   classifier names right out of 8, Chamfer distance to the nearest ground-truth shape and a sphere's;
@@ -260,6 +261,7 @@ def summary(results: dict[Run, dict], runs: list[Run]) -> dict:
             "size_max": max((s["turntable"]["size"] for s in scored if "size" in s["turntable"]), default=None),
             "at_clamp": mean(x["at_clamp"] for x in ratio), "h_std": mean(x["h_std"] for x in ratio),
             "h_p10": mean(x["h_p10"] for x in ratio), "h_p90": mean(x["h_p90"] for x in ratio),
+            "h_within": mean(x.get("h_within") for x in ratio),
             "seconds": mean(s["seconds"].get("nerf") for s in scored)}
 
 
@@ -292,13 +294,14 @@ def suite_tables(results: dict[Run, dict], configs: list[str], prompts: list[str
         runs = [next(r for r in by_config[config] if r.prompt == p) for p in prompts]
         s = summary(results, runs)
         collapsed = ", ".join(f"{p} ({kind})" for p, kind in s["collapses"]) or "none"
-        ratio = "— | —" if s["at_clamp"] is None else (f"{_percent(s['at_clamp'])} | {s['h_std']:.2f} "
-                                                      f"({s['h_p10']:.2f}–{s['h_p90']:.2f})")
+        ratio = "— | —" if s["at_clamp"] is None else (
+            f"{_percent(s['at_clamp'])} | {s['h_std']:.2f} ({s['h_p10']:.2f}–{s['h_p90']:.2f})"
+            + ("" if s["h_within"] is None else f", in-step {s['h_within']:.2f}"))
         rows.append(f"| {config_name(config)} | {_percent(s['category'])} | {_percent(s['category_min'])} "
                     f"| {s['prompts_half']} / {s['prompts']} | {_percent(s['color'])} | {_percent(s['pattern'])} "
                     f"| {collapsed} | {_size(s['size'])} ({_size(s['size_max'])}) | {ratio} | {s['seconds']:.0f} |")
     head = ("| config | category (mean) | category (worst prompt) | prompts ≥ 50 % category | colour | pattern "
-            "| collapses | size ratio (max) | steps at a clamp | h(r) sd (p10–p90) | stage-1 s |\n|" + " --- |" * 11)
+            "| collapses | size ratio (max) | steps at a clamp | h(r) sd (p10–p90 of step means), in-step sd | stage-1 s |\n|" + " --- |" * 11)
     columns = (["teacher"] if teacher else []) + [config_name(c) for c in configs]
     per_prompt = ["| prompt | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]
     for prompt in prompts:

@@ -174,7 +174,7 @@ def f_distill(
         h = h / normalizer.weight_mean(h)
     w = h if weight is None else h * weight
     loss, stats = dmd(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, weight=w)
-    return loss, {**stats, "r": r.mean(), "h": h.mean()}
+    return loss, {**stats, "r": r.mean(), "h": h.mean(), "h_sd": h.std(correction=0)}
 
 
 def sid(x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, *, alpha=1.2, weight=None, **_) -> tuple[Tensor, Stats]:
@@ -236,7 +236,7 @@ def uniinstruct(
         per_sample, h = per_sample / h_mean, h / h_mean
     at_clamp = clipped | (logit.detach().abs() >= logit_clamp if logit_clamp else torch.zeros_like(clipped))
     stats = {"r": raw.mean().detach(), "r_norm": r.mean().detach(), "h": h.mean().detach(),
-             "at_clamp": at_clamp.float().mean(), "logit_gen": logit.detach().mean(), "delta2": dd.mean().detach()}
+             "h_sd": h.detach().std(correction=0), "at_clamp": at_clamp.float().mean(), "logit_gen": logit.detach().mean(), "delta2": dd.mean().detach()}
     return _weighted_mean(per_sample, weight), stats
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 import statistics
 from pathlib import Path
 
@@ -86,12 +87,17 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
 def ratio_statistics(rows: list[dict[str, float]], start_step: int = 0) -> dict[str, float] | None:
     """What the density ratio did from `start_step` on (e.g. after an rkl warm start), from per-step logs of a
     Uni-Instruct guidance: `at_clamp` the fraction of steps where the logit hit its clamp or the normalised r its
-    clip; the spread of the loss weight h(r) over steps (`h_std`, and its 10th and 90th percentiles `h_p10`,
-    `h_p90`), `h_mean`; None when the log has no ratio."""
+    clip; the spread of the loss weight h(r): `h_within` the root-mean-square of its sd inside a step's batch
+    (`h_sd`, logged per step; 0 with one view per step, and None for logs without it), `h_std` its sd over every
+    view of every step (between steps and within them), the 10th and 90th percentiles `h_p10`, `h_p90` of the
+    steps' batch means, and `h_mean`; None when the log has no ratio."""
     rows = [r for r in rows if r.get("step", 0) >= start_step and "h" in r and "at_clamp" in r]
     if not rows:
         return None
     h = sorted(r["h"] for r in rows)
+    within = [r["h_sd"] for r in rows if "h_sd" in r]
+    h_within = math.sqrt(statistics.mean(sd**2 for sd in within)) if within else None
+    between = statistics.pvariance(h)
     return {"steps": len(rows), "at_clamp": statistics.mean(float(r["at_clamp"] > 0) for r in rows),
-            "h_mean": statistics.mean(h), "h_std": statistics.pstdev(h),
-            "h_p10": h[len(h) // 10], "h_p90": h[min(len(h) - 1, (9 * len(h)) // 10)]}
+            "h_mean": statistics.mean(h), "h_std": math.sqrt(between + (h_within or 0.0) ** 2),
+            "h_within": h_within, "h_p10": h[len(h) // 10], "h_p90": h[min(len(h) - 1, (9 * len(h)) // 10)]}
