@@ -74,6 +74,14 @@ def test_step_schedules_bound_the_timesteps(embedded_teacher, cache_dir):
     assert t.min() >= 20 and t.max() < 500
 
 
+def test_shared_t_noises_every_view_of_a_batch_at_one_timestep(embedded_teacher, cache_dir):
+    rgb = torch.rand(8, 32, 32, 3)
+    torch.manual_seed(0)
+    shared = make_guidance("uniinstruct", embedded_teacher, cache_dir, shared_t=True).noised_render(rgb).t
+    own = make_guidance("uniinstruct", embedded_teacher, cache_dir).noised_render(rgb).t
+    assert shared.shape == own.shape == (8,) and len(set(shared.tolist())) == 1 and len(set(own.tolist())) > 1
+
+
 def test_grad_clip_bounds_the_gradient_on_x0(embedded_teacher, cache_dir):
     guidance = make_guidance("sds", embedded_teacher, cache_dir, grad_clip=0.01)
     rgb = torch.rand(2, 32, 32, 3, requires_grad=True)

@@ -65,6 +65,10 @@ class BaseGuidance:
         """Upper end of t / num_train_timesteps: a float or a step schedule."""
         weighting: str = "sds"
         """Per-time weight: sds | uniform | fantasia3d | normalized | exact | paper (`distill.objective`)."""
+        shared_t: bool = False
+        """One timestep for every view of a batch (threestudio draws one per view). With several views per step,
+        a guidance that weighs views by a density ratio (Uni-Instruct, h(r)) then compares them at one noise
+        level, where the ratio differs by what the views show rather than by their t."""
         grad_clip: Optional[Any] = None
         """Clamp the generator's gradient on x_0 elementwise (threestudio's `grad_clip`), float or schedule."""
         enable_attention_slicing: bool = False
@@ -169,9 +173,12 @@ class BaseGuidance:
             raise KeyError(f"{type(self).__name__} has no trainable state; got {sorted(state)[:3]}")
 
     # --- time, noise, teacher -----------------------------------------------------------------------------
-    def sample_t(self, n: int) -> Tensor:
-        """Integer timesteps uniform in the scheduled [min, max] fraction of the training range."""
-        return self.teacher.schedule.sample_t(n, self.min_step_percent, self.max_step_percent, device=self.device)
+    def sample_t(self, n: int, shared: bool = False) -> Tensor:
+        """Integer timesteps uniform in the scheduled [min, max] fraction of the training range; `shared`: one for
+        all `n`."""
+        t = self.teacher.schedule.sample_t(1 if shared else n, self.min_step_percent, self.max_step_percent,
+                                           device=self.device)
+        return t.expand(n).clone() if shared else t
 
     def noise(self, x0: Tensor, t: Tensor) -> Noised:
         """x_t = alpha_t x_0 + sigma_t eps."""
@@ -185,7 +192,7 @@ class BaseGuidance:
         if self.grad_clip is not None and x0.requires_grad:
             bound = self.grad_clip / x0.shape[0]  # threestudio clamps before its 1/B batch mean
             x0.register_hook(lambda g: torch.nan_to_num(g).clamp(-bound, bound))
-        return self.noise(x0, self.sample_t(x0.shape[0]))
+        return self.noise(x0, self.sample_t(x0.shape[0], self.cfg.shared_t))
 
     def teacher_text(self, prompt_embeds) -> tuple[Tensor, Tensor]:
         """(cond, uncond) text embeddings for the teacher's CFG call."""
