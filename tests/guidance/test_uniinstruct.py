@@ -162,6 +162,25 @@ def test_input_gradient_follows_its_step_schedule(embedded_teacher, cache_dir, m
     assert seen == [0.0, 0.5, 1.0]
 
 
+def test_gan_term_moves_the_render_at_input_gradient_zero(embedded_teacher, cache_dir):
+    """`input_gradient` weighs the Uni-Instruct loss's gradient through the networks' inputs; the GAN term's
+    gradient (through the discriminator's features of the render) is the GAN's own and stays whole: scaling x_t
+    itself had silenced it at input_gradient 0. Same noise and cameras, lambda_gan 0 against 1."""
+    embeds = prompt_embeds(embedded_teacher)
+    grads = {}
+    for lambda_gan in (0.0, 1.0):
+        guidance = make_guidance("uniinstruct", embedded_teacher, cache_dir, lambda_gan=lambda_gan, input_gradient=0.0,
+                                 detach_ratio=True, ratio_gradient="none", weighting="uniform")
+        torch.manual_seed(3)
+        for p in guidance.head.parameters():  # a head that has learnt something (a fresh one is constant)
+            p.data.normal_(0.0, 0.5)
+        torch.manual_seed(0)
+        rgb = torch.rand(2, 32, 32, 3, requires_grad=True)
+        out = guidance(rgb, embeds, cameras(), global_step=0)
+        grads[lambda_gan] = torch.autograd.grad(out["loss_uniinstruct"], rgb)[0]
+    assert (grads[1.0] - grads[0.0]).norm() > 1e-2  # exactly 0 when x_t's gradient was scaled
+
+
 def test_guidance_state_holds_the_running_ratio_statistics(embedded_teacher, cache_dir):
     kw = dict(divergence="fkl", detach_ratio=True, ratio_gradient="none", normalize_ratio=True,
               rkl_warm_start_steps=1)

@@ -112,11 +112,12 @@ class DistillObjective:
         self.needs_fake = cfg.method != "sds"
 
     def __call__(
-        self, x0, x_t, alpha_t, sigma_t, d_teacher, d_fake=None, logit=None, t=None, time_weight=None
+        self, x0, x_t, alpha_t, sigma_t, d_teacher, d_fake=None, logit=None, t=None, time_weight=None, gan_logit=None
     ) -> dict[str, Tensor]:
         """`{"loss": total, "loss_<method>": …, "loss_gan": … (unweighted), <stats>}`.
 
-        `t` ∈ [0, 1] bins f-distill's ratio normalisation; `time_weight` feeds the `paper` weighting.
+        `t` ∈ [0, 1] bins f-distill's ratio normalisation; `time_weight` feeds the `paper` weighting; `gan_logit`
+        (default `logit`) is the discriminator logit of the GAN term, where its gradient differs from the ratio's.
         """
         cfg = self.cfg
         if self.needs_ratio and logit is None:
@@ -130,7 +131,7 @@ class DistillObjective:
         )
         out = {"loss": loss, f"loss_{cfg.method.replace('-', '_')}": loss}
         if cfg.lambda_gan > 0:
-            out["loss_gan"] = losses.gan_generator(logit)[0]
+            out["loss_gan"] = losses.gan_generator(logit if gan_logit is None else gan_logit)[0]
             out["loss"] = loss + cfg.lambda_gan * out["loss_gan"]
         return {**out, **{k: v.detach() for k, v in stats.items()}}
 

@@ -208,13 +208,14 @@ class BaseGuidance:
         """The objective of the current step (a subclass may switch it, e.g. a warm start)."""
         return self.objective
 
-    def generator_loss(self, noised: Noised, d_teacher: Tensor, d_fake=None, logit=None) -> dict[str, Tensor]:
+    def generator_loss(self, noised: Noised, d_teacher: Tensor, d_fake=None, logit=None,
+                       gan_logit=None) -> dict[str, Tensor]:
         """The configured `DistillObjective` (one of `ui3d.distill.losses`) on the noised render."""
         schedule = self.teacher.schedule
         n = schedule.num_train_timesteps
         time_weight = paper_time_weight(schedule, noised.t, self.min_step_percent, self.max_step_percent, noised.x0)
         return self.current_objective()(noised.x0, noised.x_t, noised.alpha_t, noised.sigma_t, d_teacher, d_fake,
-                              logit=logit, t=noised.t.float() / n, time_weight=time_weight)
+                              logit=logit, t=noised.t.float() / n, time_weight=time_weight, gan_logit=gan_logit)
 
     def outputs(self, objective_out: dict[str, Tensor], noised: Noised) -> dict[str, Tensor]:
         """`loss_<method>` = the objective's total (its `lambda_gan` × GAN term included), `loss_gan` detached

@@ -28,9 +28,12 @@ from ui3d.teachers.teacher import DiffusionTeacher
 from ui3d.training import frozen
 
 
-def scale_gradient(x: Tensor, weight: float) -> Tensor:
-    """x in value; its gradient multiplied by `weight` on the way back."""
-    return x if weight == 1.0 else x.detach() + weight * (x - x.detach())
+def scale_gradient(x, weight: float):
+    """x (a tensor or a tuple of them) in value; its gradient multiplied by `weight` on the way back."""
+    def one(v: Tensor) -> Tensor:
+        return v if weight == 1.0 else v.detach() + weight * (v - v.detach())
+
+    return tuple(map(one, x)) if isinstance(x, tuple) else one(x)
 
 
 @register("uniinstruct")
@@ -120,12 +123,15 @@ class UniInstructGuidance(FakeScoreGuidance):
         if global_step is not None:
             self.update_step(global_step)
         noised = self.noised_render(rgb)
-        weight = scheduled(self.cfg.input_gradient, self.global_step)
-        network_input = noised._replace(x_t=scale_gradient(noised.x_t, weight))
         with frozen(self.head.parameters()):
-            d_teacher, d_fake, features = self.networks(network_input, prompt_embeds, c2w)
+            d_teacher, d_fake, features = self.networks(noised, prompt_embeds, c2w)
             logit = self.head(features)
-        out = self.outputs(self.generator_loss(noised, d_teacher, d_fake, logit), noised)
+        # `input_gradient` weighs what flows back through the networks' inputs into the Uni-Instruct loss (scaled
+        # at their outputs: the same by the chain rule); the GAN term's gradient through the discriminator's
+        # features is the GAN's own and keeps its full weight (scaling x_t itself had silenced it at 0).
+        weight = scheduled(self.cfg.input_gradient, self.global_step)
+        d_teacher, d_fake, ratio_logit = scale_gradient((d_teacher, d_fake, logit), weight)
+        out = self.outputs(self.generator_loss(noised, d_teacher, d_fake, ratio_logit, gan_logit=logit), noised)
         out["loss_disc"], disc_stats = self.disc_loss(features.detach(), noised.t, prompt_embeds, c2w)
         out["loss_lora"] = self.lora_loss(noised.x0, prompt_embeds, c2w)
         return {**out, **disc_stats}
