@@ -1,0 +1,150 @@
+"""Does stage 2 (geometry) help? Its variants side by side on the same stage-1 NeRFs.
+
+    python -m ui3d.benchmarks.geometry_stage RUN_DIR [RUN_DIR ...] --variants shipped no-guidance \\
+        --out benchmarks/geometry_stage.md
+
+Every RUN_DIR is a finished stage-1 run of a multi-stage config (e.g. the runs of `prompt_suite --stage1-only`).
+For each variant the run's `nerf/` and `config.yaml` are copied under `--root` (the source is not touched), the
+variant's overrides are written into the copy's `stages.geometry` block, and stage 2 alone runs on it
+(`launch.py resume=<copy> --stage geometry`). Scored with `mesh_quality` (8 classified views, Chamfer to the nearest
+ground-truth shape of the prompt's category): the marching-cubes mesh of the NeRF (stage 2's starting point, the
+same for every variant) and each variant's refined mesh. Stage 2 helps when the refined mesh is closer to the
+ground truth, and named right on more views, than the mesh it started from.
+
+Variants (`VARIANTS`): `shipped` (the config as it is), `no-guidance` (the regularisers alone: what the guidance
+adds over smoothing), `high-t` (SDS at t in [0.5, 0.98] only: shape, not shading detail), `low-lr` (vertex lr
+halved). A variant is `name=key=value,key=value` too (keys under `stages.geometry`, e.g.
+`strong=system.loss.lambda_sds=2.0`).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+VARIANTS: dict[str, dict[str, object]] = {
+    "shipped": {},
+    "no-guidance": {"system.loss.lambda_sds": 0.0},
+    "high-t": {"system.guidance.min_step_percent": 0.5, "system.guidance.max_step_percent": 0.98},
+    "low-lr": {"system.optimizer.lr": 5.0e-4},
+}
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, object]]:
+    """`name` (one of `VARIANTS`) or `name=key=value,key=value` (values parsed as YAML)."""
+    if "=" not in text:
+        if text not in VARIANTS:
+            raise SystemExit(f"unknown variant '{text}'; expected one of {', '.join(VARIANTS)} or name=key=value,...")
+        return text, VARIANTS[text]
+    name, _, body = text.partition("=")
+    pairs = [item.split("=", 1) for item in body.split(",")]
+    if not name or any(len(p) != 2 for p in pairs):
+        raise SystemExit(f"cannot read variant '{text}': expected name=key=value[,key=value]")
+    return name, {k: OmegaConf.create(f"v: {v}").v for k, v in pairs}
+
+
+def prompt_of(run_dir: Path) -> str:
+    return str(OmegaConf.load(run_dir / "config.yaml").system.prompt_processor.prompt)
+
+
+def prepare(source: Path, target: Path, overrides: dict[str, object]) -> Path:
+    """A copy of `source`'s stage 1 at `target` with `overrides` under `stages.geometry` (no-op if done)."""
+    if (target / "geometry" / "done").is_file():
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copytree(source / "nerf", target / "nerf")
+    cfg = OmegaConf.load(source / "config.yaml")
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, f"stages.geometry.{key}", value, force_add=True)
+    OmegaConf.save(cfg, target / "config.yaml")
+    return target
+
+
+def refine(run_dir: Path) -> float:
+    """Stage 2 alone on a prepared copy; its wall seconds."""
+    from ui3d import cli
+
+    if not (run_dir / "geometry" / "done").is_file():
+        start = time.perf_counter()
+        code = cli.main([f"resume={run_dir}", "--stage", "geometry"])
+        if code != 0:
+            raise RuntimeError(f"stage 2 on {run_dir} exited with {code}")
+        return time.perf_counter() - start
+    return float("nan")
+
+
+def score(run_dir: Path, stage: str, prompt: str) -> dict:
+    """`mesh_quality` of a stage's mesh (exported first where needed): category views of 8, Chamfer."""
+    from ui3d.benchmarks.mesh_quality import score_mesh
+    from ui3d.export.mesh import export_stage
+
+    obj = run_dir / stage / "save" / "export" / "model.obj"
+    if not obj.is_file():
+        export_stage(OmegaConf.load(run_dir / "config.yaml"), stage, run_dir, turntable_views=0)
+    s = score_mesh(obj, prompt)
+    return {"views": s["views"]["category"], "chamfer": s["chamfer"], "sphere": s["sphere"]}
+
+
+def table(rows: dict[str, dict], names: list[str]) -> str:
+    head = "| prompt (run) | NeRF mesh: views, Chamfer | " + " | ".join(names) + " |"
+    lines = [head, "|" + " --- |" * (len(names) + 2)]
+    for label, r in rows.items():
+        cells = [f"{r[n]['views']} / 8, {r[n]['chamfer']:.3f}" for n in names]
+        lines.append(f"| {label} | {r['nerf']['views']} / 8, {r['nerf']['chamfer']:.3f} | " + " | ".join(cells) + " |")
+    lines.append("| **mean** | " + " | ".join(
+        f"{statistics.mean(r[n]['views'] for r in rows.values()):.1f} / 8, "
+        f"{statistics.mean(r[n]['chamfer'] for r in rows.values()):.3f}" for n in ["nerf", *names]) + " |")
+    lines.append("| runs better than the NeRF mesh (Chamfer lower by > 0.002 / higher by > 0.002) | — | " + " | ".join(
+        f"{sum(r[n]['chamfer'] < r['nerf']['chamfer'] - 0.002 for r in rows.values())} / "
+        f"{sum(r[n]['chamfer'] > r['nerf']['chamfer'] + 0.002 for r in rows.values())}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--variants", nargs="+", default=["shipped", "no-guidance"])
+    parser.add_argument("--root", type=Path, default=Path("outputs/geometry_stage"))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    variants = dict(parse_variant(v) for v in args.variants)
+    for run in args.runs:
+        if not (run / "nerf" / "done").is_file() or not (run / "config.yaml").is_file():
+            raise SystemExit(f"{run} is not a finished stage-1 run (no nerf/done or config.yaml)")
+        if "geometry" not in OmegaConf.load(run / "config.yaml").get("stages", {}):
+            raise SystemExit(f"{run}'s config has no geometry stage")
+    start = time.perf_counter()
+    rows = {}
+    for run in args.runs:
+        prompt = prompt_of(run)
+        label = f"{prompt} ({run.name.split('@')[0]})"
+        row = {}
+        for name, overrides in variants.items():
+            copy = prepare(run, args.root / name / run.name, overrides)
+            refine(copy)
+            row.setdefault("nerf", score(copy, "nerf", prompt))
+            row[name] = score(copy, "geometry", prompt)
+        rows[label] = row
+        print(label, {k: (v["views"], round(v["chamfer"], 3)) for k, v in row.items()}, flush=True)
+    minutes = (time.perf_counter() - start) / 60
+    command = "python -m ui3d.benchmarks.geometry_stage <runs> --variants " + " ".join(args.variants)
+    text = (f"`{command}`: {len(args.runs)} stage-1 runs, {minutes:.1f} min.\n\n"
+            + "Variants: " + "; ".join(f"`{n}` {o or '(as configured)'}" for n, o in variants.items()) + "\n\n"
+            + table(rows, list(variants)) + "\n")
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
