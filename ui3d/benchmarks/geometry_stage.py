@@ -26,6 +26,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from ui3d.files import write_text
+
 VARIANTS: dict[str, dict[str, object]] = {
     "shipped": {},
     "no-guidance": {"system.loss.lambda_sds": 0.0},
@@ -139,10 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             + table(rows, list(variants)) + "\n")
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        write_text(args.out, text)
     return 0
 
 

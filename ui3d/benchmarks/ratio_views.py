@@ -25,6 +25,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ui3d.benchmarks.loss_terms import load_stage1
+from ui3d.files import write_text
 
 
 @torch.no_grad()
@@ -115,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             f"checkpoint. Median view share: {100 * statistics.median(shares):.0f} %.\n\n" + "\n".join(lines) + "\n")
     print(text)
     if args.out:
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        write_text(args.out, text)
     return 0
 
 
