@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for run in args.runs:
         prompt = prompt_of(run)
-        label = f"{prompt} ({run.name.split('@')[0]})"
+        label = f"{prompt} ({run.name})"
         row = {}
         for name, overrides in variants.items():
             copy = prepare(run, args.root / name / run.name, overrides)
