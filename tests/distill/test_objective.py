@@ -36,6 +36,29 @@ def test_sds_and_fantasia3d_weightings_read_off_a_ddpm_schedule():
     assert weighting("uniform", *args) == 1.0
 
 
+@pytest.mark.parametrize("method, options", [
+    ("uniinstruct", dict(divergence="rkl", detach_ratio=True, ratio_gradient="none")),
+    ("uniinstruct", dict(divergence="fkl", detach_ratio=True, ratio_gradient="none")),
+    ("dmd", {}), ("diff-instruct", {}), ("f-distill", dict(divergence="rkl", normalize_ratio=False)), ("vsd", {}),
+])
+def test_eps_sds_weighting_gives_every_method_vsds_gradient(method, options):
+    """`eps-sds` is threestudio's σ² on the ε-unit gradient: at r = 1 (logit 0), with the denoisers taken as
+    fixed (their inputs detached), every method's gradient on x0 is VSD's σ²·(α/σ)(D_q − D_p) = ασ(D_q − D_p).
+    `sds` on a denoiser-unit method is not: it weighs each sample by σ/α (×2 for Uni-Instruct) more."""
+    inputs = batch(3)
+    inputs = {**inputs, "d_teacher": inputs["d_teacher"].detach(), "d_fake": inputs["d_fake"].detach(),
+              "logit": torch.zeros(4, dtype=torch.float64)}
+    alpha, sigma = (inputs[k][:, None, None, None] for k in ("alpha_t", "sigma_t"))
+    vsd = alpha * sigma * (inputs["d_fake"] - inputs["d_teacher"]) / 4  # the loss is a batch mean
+    for weight_name, expected in (("eps-sds", vsd), ("sds", None)):
+        objective = DistillObjective(DistillObjective.Config(method=method, weighting=weight_name, **options))
+        (grad,) = torch.autograd.grad(objective(**inputs)["loss"], inputs["x0"])
+        if expected is not None:
+            torch.testing.assert_close(grad, expected)
+        elif method != "vsd":
+            assert not torch.allclose(grad, vsd)
+
+
 def test_normalized_weighting_makes_each_samples_dmd_gradient_scale_free():
     """DMD's normaliser 1/mean|x0 − D_q|: scaling one sample's teacher and fake deviations from x0 by k leaves its
     gradient unchanged; a teacher 0.5 away from x0 everywhere gets the weight 2."""

@@ -263,6 +263,22 @@ GENERATOR_LOSSES = {
 """Every generator loss by name; all share the signature above."""
 
 
+def eps_units(method: str, alpha_t, sigma_t):
+    """Factor turning a method's gradient on x0 (weight 1, r = 1, the direct term) into ε units, (α/σ)(D_q − D_p):
+    the `eps-sds` weighting multiplies threestudio's σ² by it, so that every method weights time as SDS and VSD
+    do. SDS and VSD are in ε units; DMD, f-distill and SiD's direct term give D_q − D_p (denoiser units);
+    Uni-Instruct's h(r)[‖δ‖² − 2δ·(c − s_p)] gives twice that; Diff-Instruct α²/σ² times it."""
+    if method in ("sds", "vsd"):
+        return 1.0
+    if method in ("dmd", "f-distill", "sid"):
+        return alpha_t / sigma_t
+    if method == "uniinstruct":
+        return alpha_t / (2 * sigma_t)
+    if method == "diff-instruct":
+        return sigma_t / alpha_t
+    raise KeyError(f"unknown method '{method}'; expected one of {', '.join(GENERATOR_LOSSES)}")
+
+
 def exact_units(method: str, alpha_t, sigma_t):
     """Factor turning a method's natural units into the score units of its divergence (DESIGN §3.2)."""
     if method == "uniinstruct":

@@ -14,13 +14,16 @@ from torch import Tensor
 from ui3d import divergences
 from ui3d.distill import losses
 
-WEIGHTINGS = ("uniform", "sds", "fantasia3d", "normalized", "exact", "paper", "diff-instruct")
+WEIGHTINGS = ("uniform", "sds", "eps-sds", "fantasia3d", "normalized", "exact", "paper", "diff-instruct")
 
 
 def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, sigma_t, time_weight=None):
     """Per-sample weight (detached) of a named weighting.
 
-    `uniform`: 1 · `sds`: sigma_t² (threestudio's 1 − ᾱ) · `fantasia3d`: alpha_t sigma_t² ·
+    `uniform`: 1 · `sds`: sigma_t² (threestudio's 1 − ᾱ) on the method's own units · `eps-sds`: sigma_t² on the
+    gradient in ε units, as threestudio and ProlificDreamer apply it (`losses.eps_units`): for a denoiser-unit
+    method (Uni-Instruct, DMD) `sds` weighs large t by σ/α more than SDS and VSD do, `eps-sds` exactly as they do
+    (at r = 1 Uni-Instruct's gradient on x0 is then VSD's) · `fantasia3d`: alpha_t sigma_t² ·
     `normalized`: 1/mean|x0 − D_q| (DMD's and SiD's normaliser) · `exact`: the divergence's own score units ·
     `paper`: exact units times ½g²(t)/p(t), which the caller passes as `time_weight` (Eq. 3.5's time integral) ·
     `diff-instruct`: exact units times Diff-Instruct's w(t) = sigma_t²/alpha_t², the noise variance of the VE
@@ -31,6 +34,8 @@ def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, si
         return 1.0
     if name == "sds":
         return sigma_t**2
+    if name == "eps-sds":
+        return sigma_t**2 * losses.eps_units(method, alpha_t, sigma_t)
     if name == "fantasia3d":
         return alpha_t * sigma_t**2
     if name == "normalized":
@@ -66,7 +71,7 @@ class ObjectiveConfig:
     sid_alpha: float = 1.2
     """sid: α (1.2 SiD, 1.0 SIM-L2)."""
     weighting: str = "normalized"
-    """uniform | sds | fantasia3d | normalized | exact | paper | diff-instruct (see `weighting`)."""
+    """uniform | sds | eps-sds | fantasia3d | normalized | exact | paper | diff-instruct (see `weighting`)."""
     lambda_gan: float = 0.0
     """Weight of the non-saturating GAN generator term softplus(−logit)."""
     logit_clamp: float = 10.0

@@ -64,7 +64,7 @@ class BaseGuidance:
         max_step_percent: Any = 0.98
         """Upper end of t / num_train_timesteps: a float or a step schedule."""
         weighting: str = "sds"
-        """Per-time weight: sds | uniform | fantasia3d | normalized | exact | paper (`distill.objective`)."""
+        """Per-time weight: sds | eps-sds | uniform | fantasia3d | normalized | exact | paper (`distill.objective`)."""
         shared_t: bool = False
         """One timestep for every view of a batch (threestudio draws one per view). With several views per step,
         a guidance that weighs views by a density ratio (Uni-Instruct, h(r)) then compares them at one noise
