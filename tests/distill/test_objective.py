@@ -57,6 +57,9 @@ def test_eps_sds_weighting_gives_every_method_vsds_gradient(method, options):
             torch.testing.assert_close(grad, expected)
         elif method != "vsd":
             assert not torch.allclose(grad, vsd)
+    args = (method, inputs["x0"], inputs["d_teacher"], inputs["alpha_t"], inputs["sigma_t"])
+    torch.testing.assert_close(torch.as_tensor(weighting("eps-sds", *args, eps_power=0.0)),
+                               torch.as_tensor(weighting("sds", *args)))  # power 0 of the ε-unit factor is `sds`
 
 
 def test_normalized_weighting_makes_each_samples_dmd_gradient_scale_free():

@@ -96,3 +96,22 @@ def test_state_dict_round_trip(embedded_teacher, cache_dir):
     assert any(k.startswith("lora.") for k in state) and any(k.startswith("disc.") for k in state)
     guidance.load_state_dict(state)
     assert all(torch.equal(state[k], v) for k, v in guidance.state_dict().items())
+
+
+def test_eps_power_schedule_moves_the_weighting_from_sds_to_eps_units(embedded_teacher, cache_dir):
+    """`eps_power: [10, 0, 1, 11]` with `eps-sds`: the loss is `sds`'s until step 10, ε-unit σ²'s from step 11."""
+    x0 = torch.rand(2, 3, 32, 32, requires_grad=True)
+    scheduled = make_guidance("uniinstruct", embedded_teacher, cache_dir, weighting="eps-sds",
+                              eps_power=[10, 0.0, 1.0, 11])
+    noised = scheduled.noise(x0, torch.tensor([100, 700]))
+    d_teacher, d_fake, logit = torch.rand_like(x0), torch.rand_like(x0), torch.zeros(2)
+
+    def loss(guidance, step):
+        guidance.update_step(step)
+        return guidance.generator_loss(noised, d_teacher, d_fake, logit)["loss"]
+
+    sds = make_guidance("uniinstruct", embedded_teacher, cache_dir, weighting="sds")
+    eps = make_guidance("uniinstruct", embedded_teacher, cache_dir, weighting="eps-sds")
+    torch.testing.assert_close(loss(scheduled, 5), loss(sds, 5))
+    torch.testing.assert_close(loss(scheduled, 20), loss(eps, 20))
+    assert not torch.allclose(loss(sds, 20), loss(eps, 20))

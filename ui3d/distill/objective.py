@@ -17,13 +17,15 @@ from ui3d.distill import losses
 WEIGHTINGS = ("uniform", "sds", "eps-sds", "fantasia3d", "normalized", "exact", "paper", "diff-instruct")
 
 
-def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, sigma_t, time_weight=None):
+def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, sigma_t, time_weight=None,
+              eps_power: float = 1.0):
     """Per-sample weight (detached) of a named weighting.
 
     `uniform`: 1 · `sds`: sigma_t² (threestudio's 1 − ᾱ) on the method's own units · `eps-sds`: sigma_t² on the
     gradient in ε units, as threestudio and ProlificDreamer apply it (`losses.eps_units`): for a denoiser-unit
     method (Uni-Instruct, DMD) `sds` weighs large t by σ/α more than SDS and VSD do, `eps-sds` exactly as they do
-    (at r = 1 Uni-Instruct's gradient on x0 is then VSD's) · `fantasia3d`: alpha_t sigma_t² ·
+    (at r = 1 Uni-Instruct's gradient on x0 is then VSD's); `eps_power` p takes the ε-unit factor to the power p, so
+    p = 0 is `sds` and p = 1 ε units (a 3D guidance can step-schedule p) · `fantasia3d`: alpha_t sigma_t² ·
     `normalized`: 1/mean|x0 − D_q| (DMD's and SiD's normaliser) · `exact`: the divergence's own score units ·
     `paper`: exact units times ½g²(t)/p(t), which the caller passes as `time_weight` (Eq. 3.5's time integral) ·
     `diff-instruct`: exact units times Diff-Instruct's w(t) = sigma_t²/alpha_t², the noise variance of the VE
@@ -35,7 +37,7 @@ def weighting(name: str, method: str, x0: Tensor, d_teacher: Tensor, alpha_t, si
     if name == "sds":
         return sigma_t**2
     if name == "eps-sds":
-        return sigma_t**2 * losses.eps_units(method, alpha_t, sigma_t)
+        return sigma_t**2 * losses.eps_units(method, alpha_t, sigma_t) ** eps_power
     if name == "fantasia3d":
         return alpha_t * sigma_t**2
     if name == "normalized":
@@ -117,17 +119,19 @@ class DistillObjective:
         self.needs_fake = cfg.method != "sds"
 
     def __call__(
-        self, x0, x_t, alpha_t, sigma_t, d_teacher, d_fake=None, logit=None, t=None, time_weight=None, gan_logit=None
+        self, x0, x_t, alpha_t, sigma_t, d_teacher, d_fake=None, logit=None, t=None, time_weight=None, gan_logit=None,
+        eps_power: float = 1.0,
     ) -> dict[str, Tensor]:
         """`{"loss": total, "loss_<method>": …, "loss_gan": … (unweighted), <stats>}`.
 
         `t` ∈ [0, 1] bins f-distill's ratio normalisation; `time_weight` feeds the `paper` weighting; `gan_logit`
-        (default `logit`) is the discriminator logit of the GAN term, where its gradient differs from the ratio's.
+        (default `logit`) is the discriminator logit of the GAN term, where its gradient differs from the ratio's;
+        `eps_power` is the `eps-sds` weighting's power of its ε-unit factor.
         """
         cfg = self.cfg
         if self.needs_ratio and logit is None:
             raise ValueError(f"method '{cfg.method}' with lambda_gan={cfg.lambda_gan} needs the discriminator logit")
-        w = weighting(cfg.weighting, cfg.method, x0, d_teacher, alpha_t, sigma_t, time_weight)
+        w = weighting(cfg.weighting, cfg.method, x0, d_teacher, alpha_t, sigma_t, time_weight, eps_power)
         loss, stats = losses.GENERATOR_LOSSES[cfg.method](
             x0, x_t, alpha_t, sigma_t, d_teacher, d_fake, logit=logit, weight=w, t=t,
             divergence=cfg.divergence, form=cfg.form, detach_ratio=cfg.detach_ratio,

@@ -65,6 +65,10 @@ class BaseGuidance:
         """Upper end of t / num_train_timesteps: a float or a step schedule."""
         weighting: str = "sds"
         """Per-time weight: sds | eps-sds | uniform | fantasia3d | normalized | exact | paper (`distill.objective`)."""
+        eps_power: Any = 1.0
+        """`eps-sds` only: the power p of its ε-unit factor, a float or a step schedule: 0 weighs time as `sds`
+        does on the method's own units, 1 as threestudio's σ² on ε units (e.g. `[480, 0.0, 1.0, 481]`: `sds`
+        while the shape forms, ε units for the details)."""
         shared_t: bool = False
         """One timestep for every view of a batch (threestudio draws one per view). With several views per step,
         a guidance that weighs views by a density ratio (Uni-Instruct, h(r)) then compares them at one noise
@@ -136,12 +140,13 @@ class BaseGuidance:
         return self.teacher.device
 
     def update_step(self, global_step: int) -> None:
-        """Evaluate the step-scheduled values (timestep range, gradient clip) at `global_step`."""
+        """Evaluate the step-scheduled values (timestep range, gradient clip, `eps_power`) at `global_step`."""
         self.global_step = int(global_step)
         self.min_step_percent = scheduled(self.cfg.min_step_percent, self.global_step)
         self.max_step_percent = scheduled(self.cfg.max_step_percent, self.global_step)
         clip = self.cfg.grad_clip
         self.grad_clip = None if clip is None else scheduled(clip, self.global_step)
+        self.eps_power = scheduled(self.cfg.eps_power, self.global_step)
 
     def trainable_parameters(self) -> list[dict]:
         """Optimizer parameter groups of the guidance's own networks (none for SDS)."""
@@ -215,7 +220,8 @@ class BaseGuidance:
         n = schedule.num_train_timesteps
         time_weight = paper_time_weight(schedule, noised.t, self.min_step_percent, self.max_step_percent, noised.x0)
         return self.current_objective()(noised.x0, noised.x_t, noised.alpha_t, noised.sigma_t, d_teacher, d_fake,
-                              logit=logit, t=noised.t.float() / n, time_weight=time_weight, gan_logit=gan_logit)
+                              logit=logit, t=noised.t.float() / n, time_weight=time_weight, gan_logit=gan_logit,
+                              eps_power=self.eps_power)
 
     def outputs(self, objective_out: dict[str, Tensor], noised: Noised) -> dict[str, Tensor]:
         """`loss_<method>` = the objective's total (its `lambda_gan` × GAN term included), `loss_gan` detached
