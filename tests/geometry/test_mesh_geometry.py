@@ -128,3 +128,27 @@ def test_a_field_laid_out_otherwise_is_not_copied_even_when_its_tensors_fit():
     assert fresh.shape == nerf.encoding.table.shape
     mesh.initialize_from(nerf)
     assert torch.equal(mesh.encoding.table, fresh)
+
+
+def test_sphere_radius_projects_vertices_outside_the_sphere_onto_it_and_leaves_the_others():
+    geo = MeshGeometry(MeshGeometry.Config(sphere_radius=0.5, initial_radius=0.35))
+    inside = geo.base_vertices.clone()
+    with torch.no_grad():
+        geo.vertex_offsets[:10] = geo.base_vertices[:10]  # those ten now at radius 0.7
+    vertices, _ = geo.mesh()
+    assert torch.allclose(vertices[:10].norm(dim=-1), torch.full((10,), 0.5), atol=1e-6)
+    assert torch.allclose(vertices[:10] / 0.5, inside[:10] / 0.35, atol=1e-6)  # radially
+    assert torch.equal(vertices[10:], inside[10:])
+    # a vertex on the bound cannot be pushed further out, only along the sphere or inwards
+    (vertices * inside).sum().backward()  # a pull along each vertex's own radius, outwards
+    assert geo.vertex_offsets.grad[:10].abs().max() < 1e-6
+    assert geo.vertex_offsets.grad[10:].abs().max() > 0.1
+
+
+def test_without_sphere_radius_the_mesh_is_unbounded():
+    geo = MeshGeometry(MeshGeometry.Config(initial_radius=0.35))
+    with torch.no_grad():
+        geo.vertex_offsets += geo.base_vertices
+    assert torch.allclose(geo.mesh()[0].norm(dim=-1), torch.full((len(geo.base_vertices),), 0.7), atol=1e-5)
+    with pytest.raises(ValueError, match="sphere_radius"):
+        MeshGeometry(MeshGeometry.Config(sphere_radius=0.0))

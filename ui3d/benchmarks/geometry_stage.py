@@ -13,7 +13,9 @@ ground truth, and named right on more views, than the mesh it started from.
 
 Variants (`VARIANTS`): `shipped` (the config as it is), `no-guidance` (the regularisers alone: what the guidance
 adds over smoothing), `high-t` (SDS at t in [0.5, 0.98] only: shape, not shading detail), `low-lr` (vertex lr
-halved). A variant is `name=key=value,key=value` too (keys under `stages.geometry`, e.g.
+halved), `no-pattern-words` (the embedded teacher's pattern words left out of the stage-2 prompt: the albedo is
+fixed, so the teacher could only answer them with the surface), `sphere` (vertices kept inside the radius-0.5
+sphere that bounds the embedded configs' NeRF density), `sphere-no-pattern-words` (both). A variant is `name=key=value,key=value` too (keys under `stages.geometry`, e.g.
 `strong=system.loss.lambda_sds=2.0`).
 """
 from __future__ import annotations
@@ -27,12 +29,17 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ui3d.files import write_text
+from ui3d.teachers.embedded.patterns import PATTERNS
 
 VARIANTS: dict[str, dict[str, object]] = {
     "shipped": {},
     "no-guidance": {"system.loss.lambda_sds": 0.0},
     "high-t": {"system.guidance.min_step_percent": 0.5, "system.guidance.max_step_percent": 0.98},
     "low-lr": {"system.optimizer.lr": 5.0e-4},
+    "no-pattern-words": {"system.prompt_processor.drop_words": list(PATTERNS)},
+    "sphere": {"system.geometry.sphere_radius": 0.5},
+    "sphere-no-pattern-words": {"system.geometry.sphere_radius": 0.5,
+                                "system.prompt_processor.drop_words": list(PATTERNS)},
 }
 
 

@@ -47,6 +47,9 @@ class MeshGeometry(nn.Module):
         """Freeze the vertices (stage 3: texture only)."""
         fix_texture: bool = False
         """Freeze the albedo field (stage 2 guided by shaded renders: only the shape answers the guidance)."""
+        sphere_radius: Optional[float] = None
+        """Vertices stay inside this origin-centred sphere (a vertex outside is projected radially onto it), the
+        bound the NeRF's density had (`implicit-volume`'s `sphere_radius`); null: no bound."""
         initial_radius: float = 0.35
         """Radius of the icosphere a geometry starts from before any conversion."""
         texture_fit_steps: int = 200
@@ -54,6 +57,8 @@ class MeshGeometry(nn.Module):
 
     def __init__(self, cfg: Config):
         super().__init__()
+        if cfg.sphere_radius is not None and not cfg.sphere_radius > 0:
+            raise ValueError("geometry.sphere_radius must be positive (or null: no bound)")
         self.cfg = cfg
         self.encoding = encoding_from(cfg)
         self.feature_network = mlp(self.encoding.n_output_dims, cfg.mlp_hidden, cfg.mlp_layers, 3)
@@ -75,8 +80,12 @@ class MeshGeometry(nn.Module):
         self.register_buffer("face_pairs", face_pairs, persistent=False)
 
     def mesh(self) -> tuple[Tensor, Tensor]:
-        """Vertices [V, 3] (differentiable w.r.t. the offsets) and faces [F, 3] int64."""
-        return self.base_vertices + self.vertex_offsets, self.faces
+        """Vertices [V, 3] (differentiable w.r.t. the offsets; inside `sphere_radius`) and faces [F, 3] int64."""
+        vertices = self.base_vertices + self.vertex_offsets
+        if self.cfg.sphere_radius is not None:
+            norm = vertices.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+            vertices = vertices * (self.cfg.sphere_radius / norm).clamp(max=1.0)
+        return vertices, self.faces
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
         """Resize to the checkpoint's mesh before the usual copy (meshes differ in size between runs)."""

@@ -3,7 +3,7 @@ text embeddings computed once and cached on disk keyed by teacher and prompt."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,6 +28,20 @@ class PromptEmbeds:
     """The B view names (front / side / back / overhead)."""
 
 
+def without_words(prompt: str, words) -> str:
+    """`prompt` without `words` (whole words, case-insensitive); a leading "a"/"an" follows the next word."""
+    drop = {w.lower() for w in words}
+    kept = [w for w in prompt.split() if w.lower() not in drop]
+    if not drop or len(kept) == len(prompt.split()):
+        return prompt
+    if len(kept) > 1 and kept[0].lower() in ("a", "an"):
+        article = "an" if kept[1][:1].lower() in "aeiou" else "a"
+        kept[0] = article.capitalize() if kept[0][0].isupper() else article
+    if not kept or (len(kept) == 1 and kept[0].lower() in ("a", "an")):
+        raise ValueError(f"prompt_processor.drop_words {sorted(drop)} leave nothing of the prompt '{prompt}'")
+    return " ".join(kept)
+
+
 @register("prompt-processor")
 class PromptProcessor:
     """Turns (elevation, azimuth) into embeddings of "<prompt>, <view> view"."""
@@ -40,6 +54,9 @@ class PromptProcessor:
         """The text prompt."""
         negative_prompt: str = ""
         """Prompt of CFG's unconditional branch."""
+        drop_words: list = field(default_factory=list)
+        """Words left out of the prompt (case-insensitive), e.g. the pattern words in a geometry stage whose
+        albedo is fixed: there the teacher could only answer them by carving the pattern into the surface."""
         view_dependent_prompting: bool = True
         """Append DreamFusion's ", <view> view" by camera direction."""
         front_threshold: float = 45.0
@@ -61,8 +78,13 @@ class PromptProcessor:
         self.by_direction = dict(zip(DIRECTIONS, embeds[:-1]))
         self.uncond = embeds[-1]
 
+    @property
+    def prompt(self) -> str:
+        """The prompt without `drop_words` ("a blue dotted ball" without "dotted": "a blue ball")."""
+        return without_words(self.cfg.prompt, self.cfg.drop_words)
+
     def text_for(self, direction: str) -> str:
-        return view_prompt(self.cfg.prompt, direction) if self.cfg.view_dependent_prompting else self.cfg.prompt
+        return view_prompt(self.prompt, direction) if self.cfg.view_dependent_prompting else self.prompt
 
     def _embed(self, teacher: DiffusionTeacher, text: str) -> Tensor:
         dtype = next(teacher.text_encoder.parameters()).dtype  # fp16 embeddings are not an fp32 run's
