@@ -32,7 +32,7 @@ def without_words(prompt: str, words) -> str:
     """`prompt` without `words` (whole words, case-insensitive); a leading "a"/"an" follows the next word."""
     drop = {w.lower() for w in words}
     kept = [w for w in prompt.split() if w.lower() not in drop]
-    if not drop or len(kept) == len(prompt.split()):
+    if len(kept) == len(prompt.split()):
         return prompt
     if len(kept) > 1 and kept[0].lower() in ("a", "an"):
         article = "an" if kept[1][:1].lower() in "aeiou" else "a"
@@ -72,16 +72,13 @@ class PromptProcessor:
 
     def __init__(self, cfg: "PromptProcessor.Config", teacher: DiffusionTeacher):
         self.cfg = cfg
+        self.prompt = without_words(cfg.prompt, cfg.drop_words)
+        """The prompt without `drop_words` ("a blue dotted ball" without "dotted": "a blue ball")."""
         texts = [self.text_for(d) for d in DIRECTIONS] + [cfg.negative_prompt]
         teacher.check_prompts(texts)  # unknown words fail here, before any training
         embeds = [self._embed(teacher, text) for text in texts]
         self.by_direction = dict(zip(DIRECTIONS, embeds[:-1]))
         self.uncond = embeds[-1]
-
-    @property
-    def prompt(self) -> str:
-        """The prompt without `drop_words` ("a blue dotted ball" without "dotted": "a blue ball")."""
-        return without_words(self.cfg.prompt, self.cfg.drop_words)
 
     def text_for(self, direction: str) -> str:
         return view_prompt(self.prompt, direction) if self.cfg.view_dependent_prompting else self.prompt
