@@ -6,7 +6,7 @@ import trimesh
 
 from ui3d.config import build
 from ui3d.data.cameras import orbit_cameras
-from ui3d.renderers.regularizers import laplacian_smoothness, mesh_topology, normal_consistency
+from ui3d.renderers.regularizers import laplacian_smoothness, mesh_topology, normal_consistency, normal_offset
 
 
 def _scene(supersample: int = 1, **geometry):
@@ -33,7 +33,8 @@ def test_outputs_and_ranges():
     assert background.any() and (~background).any()
     assert torch.all(out["comp_normal_vis"][background] == 1.0) and torch.all(out["comp_rgb"][background] == 1.0)
     assert 0.0 <= float(out["comp_normal_vis"].min()) and float(out["comp_normal_vis"].max()) <= 1.0
-    assert {"loss_normal_consistency", "loss_laplacian_smoothness"} <= set(out)
+    assert {"loss_normal_consistency", "loss_laplacian_smoothness", "loss_normal_offset",
+            "loss_outward_offset"} == {f"loss_{name}" for name in renderer.losses} <= set(out)  # what lambda_ may weigh
 
 
 def test_supersampling_gives_fractional_edges():
@@ -68,3 +69,35 @@ def test_regularisers():
     assert 0 <= smooth < bumpy
     assert laplacian_smoothness(torch.ones(len(vertices), 3) * 0.3, edges) == pytest.approx(0.0, abs=1e-10)
     assert laplacian_smoothness(torch.randn(len(vertices), 3), edges) > 0.1
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_normal_offset_holds_the_surface_along_its_outward_normals(flip):
+    """Offsets along the starting mesh's outward normals cost d² (growth only with `outward_only`), offsets that
+    slide along the surface cost nothing, and the faces' winding does not change the side."""
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    vertices, faces = torch.tensor(sphere.vertices, dtype=torch.float32), torch.tensor(sphere.faces)
+    if flip:
+        faces = faces.flip(1)
+    outward = torch.nn.functional.normalize(vertices, dim=-1)  # a sphere's outward normals
+    tangent = torch.nn.functional.normalize(torch.linalg.cross(outward, torch.randn(len(vertices), 3), dim=-1), dim=-1)
+    assert normal_offset(0.03 * outward, vertices, faces) == pytest.approx(0.03**2, rel=1e-3)
+    assert normal_offset(-0.03 * outward, vertices, faces) == pytest.approx(0.03**2, rel=1e-3)
+    assert normal_offset(0.03 * outward, vertices, faces, outward_only=True) == pytest.approx(0.03**2, rel=1e-3)
+    assert normal_offset(-0.03 * outward, vertices, faces, outward_only=True) == pytest.approx(0.0, abs=1e-12)
+    assert normal_offset(0.03 * tangent, vertices, faces) < 1e-3 * 0.03**2
+
+
+def test_normal_offset_pulls_the_vertices_back():
+    """Gradient steps on the term alone bring a grown mesh back to where it started."""
+    renderer = _scene().train()
+    geometry = renderer.geometry
+    with torch.no_grad():
+        geometry.vertex_offsets.copy_(0.05 * torch.nn.functional.normalize(geometry.base_vertices, dim=-1))
+    optimizer = torch.optim.SGD([geometry.vertex_offsets], lr=0.4)
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss = renderer.regularizers()["loss_outward_offset"] * len(geometry.base_vertices)
+        loss.backward()
+        optimizer.step()
+    assert geometry.vertex_offsets.norm(dim=-1).max() < 0.005

@@ -15,7 +15,8 @@ Variants (`VARIANTS`): `shipped` (the config as it is), `no-guidance` (the regul
 adds over smoothing), `high-t` (SDS at t in [0.5, 0.98] only: shape, not shading detail), `low-lr` (vertex lr
 halved), `no-pattern-words` (the embedded teacher's pattern words left out of the stage-2 prompt: the albedo is
 fixed, so the teacher could only answer them with the surface), `sphere` (vertices kept inside the radius-0.5
-sphere that bounds the embedded configs' NeRF density), `sphere-no-pattern-words` (both). A variant is
+sphere that bounds the embedded configs' NeRF density), `sphere-no-pattern-words` (both), `hold` (the vertices
+held to the converted mesh's surface along its normals, `lambda_normal_offset` 1e7). A variant is
 `name=key=value,key=value` too (keys under `stages.geometry`, e.g. `strong=system.loss.lambda_sds=2.0`).
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "low-lr": {"system.optimizer.lr": 5.0e-4},
     "no-pattern-words": {"system.prompt_processor.drop_words": list(PATTERNS)},
     "sphere": {"system.geometry.sphere_radius": 0.5},
+    "hold": {"system.loss.lambda_normal_offset": 1.0e7},
 }
 VARIANTS["sphere-no-pattern-words"] = {**VARIANTS["sphere"], **VARIANTS["no-pattern-words"]}
 

@@ -5,7 +5,8 @@ otherwise. Supersampling (render ss× larger, average ss×ss blocks) anti-aliase
 Outputs match the NeRF renderer's keys: `comp_rgb` (material-shaded albedo over the background), `opacity`,
 `comp_normal` (world-space unit normals), `comp_normal_vis` ((n + 1)/2 over white: the input of SDS on normal
 maps), `depth` (view-space), and in training the mesh regularisers `loss_normal_consistency` and
-`loss_laplacian_smoothness` (weighted by the system's `lambda_*`; skipped when the geometry is fixed).
+`loss_laplacian_smoothness`, and the terms holding the starting surface `loss_normal_offset` / `loss_outward_offset`
+(weighted by the system's `lambda_*`; skipped when the geometry is fixed).
 """
 from __future__ import annotations
 
@@ -64,9 +65,9 @@ class MeshRasterizer(nn.Module):
     """Renders `geometry.mesh()` with its albedo field, shaded by `material`, over `background`."""
 
     inputs = ("c2w", "fovy", "light_positions", "height", "width")
-    losses = ("normal_consistency", "laplacian_smoothness")
-    """The `loss_<name>` regularisers this renderer returns (weighted by the system's `lambda_<name>`)."""
     """Batch keys `TextTo3DSystem.render` passes (cameras, not rays)."""
+    losses = ("normal_consistency", "laplacian_smoothness", "normal_offset", "outward_offset")
+    """The `loss_<name>` regularisers this renderer returns (weighted by the system's `lambda_<name>`)."""
 
     @dataclass
     class Config:
@@ -123,12 +124,16 @@ class MeshRasterizer(nn.Module):
         return out
 
     def regularizers(self) -> dict[str, Tensor]:
-        """`loss_normal_consistency` and `loss_laplacian_smoothness` (of the vertex offsets) of the mesh."""
+        """`loss_normal_consistency` and `loss_laplacian_smoothness` (of the vertex offsets) of the mesh, and the
+        offsets along the starting mesh's normals, `loss_normal_offset` (both ways) and `loss_outward_offset`
+        (growth only): terms that hold the surface stage 2 started from (`regularizers.normal_offset`)."""
         vertices, faces = self.geometry.mesh()
+        offsets, base = self.geometry.vertex_offsets, self.geometry.base_vertices
         return {
             "loss_normal_consistency": regularizers.normal_consistency(vertices, faces, self.geometry.face_pairs),
-            "loss_laplacian_smoothness": regularizers.laplacian_smoothness(self.geometry.vertex_offsets,
-                                                                           self.geometry.edges),
+            "loss_laplacian_smoothness": regularizers.laplacian_smoothness(offsets, self.geometry.edges),
+            "loss_normal_offset": regularizers.normal_offset(offsets, base, faces),
+            "loss_outward_offset": regularizers.normal_offset(offsets, base, faces, outward_only=True),
         }
 
     def update_step(self, global_step: int) -> None:
