@@ -7,6 +7,7 @@ import trimesh
 from ui3d.config import build
 from ui3d.data.cameras import orbit_cameras
 from ui3d.renderers.regularizers import laplacian_smoothness, mesh_topology, normal_consistency, normal_offset
+from ui3d.renderers.shading import outward_vertex_normals
 
 
 def _scene(supersample: int = 1, **geometry):
@@ -80,12 +81,13 @@ def test_normal_offset_holds_the_surface_along_its_outward_normals(flip):
     if flip:
         faces = faces.flip(1)
     outward = torch.nn.functional.normalize(vertices, dim=-1)  # a sphere's outward normals
+    normals = outward_vertex_normals(vertices, faces)
     tangent = torch.nn.functional.normalize(torch.linalg.cross(outward, torch.randn(len(vertices), 3), dim=-1), dim=-1)
-    assert normal_offset(0.03 * outward, vertices, faces) == pytest.approx(0.03**2, rel=1e-3)
-    assert normal_offset(-0.03 * outward, vertices, faces) == pytest.approx(0.03**2, rel=1e-3)
-    assert normal_offset(0.03 * outward, vertices, faces, outward_only=True) == pytest.approx(0.03**2, rel=1e-3)
-    assert normal_offset(-0.03 * outward, vertices, faces, outward_only=True) == pytest.approx(0.0, abs=1e-12)
-    assert normal_offset(0.03 * tangent, vertices, faces) < 1e-3 * 0.03**2
+    assert normal_offset(0.03 * outward, normals) == pytest.approx(0.03**2, rel=1e-3)
+    assert normal_offset(-0.03 * outward, normals) == pytest.approx(0.03**2, rel=1e-3)
+    assert normal_offset(0.03 * outward, normals, outward_only=True) == pytest.approx(0.03**2, rel=1e-3)
+    assert normal_offset(-0.03 * outward, normals, outward_only=True) == pytest.approx(0.0, abs=1e-12)
+    assert normal_offset(0.03 * tangent, normals) < 1e-3 * 0.03**2
 
 
 def test_normal_offset_pulls_the_vertices_back():

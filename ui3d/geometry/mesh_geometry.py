@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ui3d import register
 from ui3d.geometry.encodings import EncodingConfig, encoding_from, mlp, same_layout
 from ui3d.renderers.regularizers import mesh_topology
+from ui3d.renderers.shading import outward_vertex_normals
 
 
 @register("mesh-geometry")
@@ -78,6 +79,8 @@ class MeshGeometry(nn.Module):
         edges, face_pairs = mesh_topology(faces)
         self.register_buffer("edges", edges, persistent=False)
         self.register_buffer("face_pairs", face_pairs, persistent=False)
+        # the offsets' reference frame for the terms holding the starting surface (`regularizers.normal_offset`)
+        self.register_buffer("base_normals", outward_vertex_normals(vertices, faces), persistent=False)
 
     def mesh(self) -> tuple[Tensor, Tensor]:
         """Vertices [V, 3] (differentiable w.r.t. the offsets; inside `sphere_radius`) and faces [F, 3] int64."""

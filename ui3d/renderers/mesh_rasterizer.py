@@ -128,12 +128,12 @@ class MeshRasterizer(nn.Module):
         offsets along the starting mesh's normals, `loss_normal_offset` (both ways) and `loss_outward_offset`
         (growth only): terms that hold the surface stage 2 started from (`regularizers.normal_offset`)."""
         vertices, faces = self.geometry.mesh()
-        offsets, base = self.geometry.vertex_offsets, self.geometry.base_vertices
+        offsets, normals = self.geometry.vertex_offsets, self.geometry.base_normals
         return {
             "loss_normal_consistency": regularizers.normal_consistency(vertices, faces, self.geometry.face_pairs),
             "loss_laplacian_smoothness": regularizers.laplacian_smoothness(offsets, self.geometry.edges),
-            "loss_normal_offset": regularizers.normal_offset(offsets, base, faces),
-            "loss_outward_offset": regularizers.normal_offset(offsets, base, faces, outward_only=True),
+            "loss_normal_offset": regularizers.normal_offset(offsets, normals),
+            "loss_outward_offset": regularizers.normal_offset(offsets, normals, outward_only=True),
         }
 
     def update_step(self, global_step: int) -> None:

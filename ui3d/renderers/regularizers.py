@@ -65,19 +65,11 @@ def laplacian_smoothness(values: Tensor, edges: Tensor) -> Tensor:
     return ((values - total / degree.clamp(min=1)) ** 2).sum(-1).mean()
 
 
-def normal_offset(offsets: Tensor, base_vertices: Tensor, faces: Tensor, outward_only: bool = False) -> Tensor:
-    """Mean (n_i · o_i)² of the vertex offsets [V, 3] along the base mesh's outward vertex normals: holds the
-    surface where the mesh started (the NeRF's marching-cubes surface, hence its silhouettes and depth from every
-    view) while leaving vertices free to slide along it. `outward_only` penalises growth only (max(0, n · o)²),
-    leaving the surface free to be carved in. The normals' side is read from the mesh's signed volume, so a
-    closed mesh wound either way gives outward normals."""
-    from ui3d.renderers.shading import vertex_normals
-
-    with torch.no_grad():
-        normals = vertex_normals(base_vertices, faces)
-        v0, v1, v2 = (base_vertices[faces[:, k]] for k in range(3))
-        if (v0 * torch.linalg.cross(v1, v2, dim=-1)).sum() < 0:  # 6 × the signed volume: wound inward
-            normals = -normals
+def normal_offset(offsets: Tensor, normals: Tensor, outward_only: bool = False) -> Tensor:
+    """Mean (n_i · o_i)² of the vertex offsets [V, 3] along the starting mesh's outward vertex normals [V, 3]
+    (`shading.outward_vertex_normals`): holds the surface where the mesh started (the NeRF's marching-cubes
+    surface, hence its silhouettes and depth from every view) while leaving vertices free to slide along it.
+    `outward_only` penalises growth only (max(0, n · o)²), leaving the surface free to be carved in."""
     along = (offsets * normals).sum(-1)
     if outward_only:
         along = along.clamp(min=0.0)

@@ -25,6 +25,14 @@ def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
     return torch.nn.functional.normalize(acc, dim=-1)
 
 
+def outward_vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
+    """Area-weighted vertex normals [V, 3] pointing out of a closed mesh wound either way (the side read from
+    the sign of its volume, 1/6 Σ v0 · (v1 × v2))."""
+    normals = vertex_normals(vertices, faces)
+    v0, v1, v2 = (vertices[faces[:, k]] for k in range(3))
+    return -normals if (v0 * torch.linalg.cross(v1, v2, dim=-1)).sum() < 0 else normals
+
+
 def corner_normals(vertices: Tensor, faces: Tensor, crease_deg: float = 40.0) -> Tensor:
     """Per-corner normals [F, 3, 3]: the smooth vertex normal, or the face normal where the two differ by more
     than `crease_deg` (flat faces of a box, the base of a cone stay sharp)."""
