@@ -161,6 +161,9 @@ def broken_teacher(tmp_path: Path, fault: str) -> Path:
                                          "'lambda_sparsity'?"),
     (["prompt="], 'prompt= is empty: say what to make, e.g. prompt="a red vase"'),
     (["system.prompt_processor.prompt=' '"], "the prompt is empty"),
+    (["system.prompt_processor.prompt_template='a normal map'"], "prompt_template must contain {prompt} once"),
+    (["system.prompt_processor.prompt_template='a normal map of {prompt}'", "prompt='a red striped vase'"],
+     "is longer than the 12 tokens the teacher "),
     (["prompt=" + " ".join(["a red vase"] * 40)], "over the file-name limit of 255: give the run a short tag="),
     (["system.guidance.pretrained_model_name_or_path=TEACHER"], "guidance uses teacher 'TEACHER' but "
                                                                 "prompt_processor uses"),

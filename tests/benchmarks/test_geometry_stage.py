@@ -13,6 +13,9 @@ def test_variants_by_name_or_inline_overrides():
         geometry_stage.parse_variant("bogus")
     with pytest.raises(SystemExit, match="cannot read variant"):
         geometry_stage.parse_variant("x=system.loss.lambda_sds")
+    name, overrides = geometry_stage.parse_variant("nm7=normals,system.guidance.guidance_scale=7.5")
+    assert overrides == {**geometry_stage.VARIANTS["normals"], "system.guidance.guidance_scale": 7.5}
+    assert overrides["system.guidance_input"] == "comp_normal_vis"
 
 
 def test_prepare_copies_stage_one_and_overrides_only_the_copys_geometry_stage(tmp_path):
@@ -31,6 +34,14 @@ def test_prepare_copies_stage_one_and_overrides_only_the_copys_geometry_stage(tm
     assert (copy / "nerf" / "ckpts" / "last.ckpt").read_bytes() == b"weights"
     assert OmegaConf.load(source / "config.yaml").stages.geometry.system.loss.lambda_sds == 1.0
     assert geometry_stage.prompt_of(copy) == "a vase"
+    (copy / "geometry").mkdir()
+    (copy / "geometry" / "done").write_text("done")
+    assert geometry_stage.prepare(source, copy, {"system.loss.lambda_sds": 0.0,
+                                                 "system.guidance.min_step_percent": 0.5}) == copy
+    assert (copy / "geometry" / "done").is_file()  # the same variant: kept
+    geometry_stage.prepare(source, copy, {"system.loss.lambda_sds": 2.0})  # the same name, other overrides: redone
+    assert not (copy / "geometry").exists()
+    assert OmegaConf.load(copy / "config.yaml").stages.geometry.system.loss.lambda_sds == 2.0
     with pytest.raises(SystemExit, match="not a finished stage-1 run"):
         geometry_stage.main([str(tmp_path / "missing"), "--root", str(tmp_path / "r")])
 

@@ -40,3 +40,15 @@ def test_the_processor_embeds_and_reports_the_prompt_without_the_dropped_words(t
     assert out.prompts == ["a blue ball, front view", "a blue ball, side view"]
     assert torch.equal(out.cond, plain(elevation, azimuth).cond)
     assert not torch.equal(out.cond, full(elevation, azimuth).cond)
+
+
+def test_the_template_wraps_the_prompt_after_the_dropped_words(tmp_path):
+    teacher = load_teacher("embedded")
+    styled = PromptProcessor(PromptProcessor.Config(prompt="a blue dotted ball", drop_words=["blue", *PATTERNS],
+                                                    prompt_template="a normal map of {prompt}",
+                                                    cache_dir=str(tmp_path)), teacher)
+    out = styled(torch.tensor([10.0]), torch.tensor([90.0]))
+    assert out.prompts == ["a normal map of a ball, side view"]
+    with pytest.raises(ValueError, match="prompt_template"):
+        PromptProcessor(PromptProcessor.Config(prompt="a ball", prompt_template="a normal map",
+                                               cache_dir=str(tmp_path)), teacher)

@@ -78,3 +78,35 @@ def test_category_grid_and_command(tmp_path):
     assert [row[0].split(",")[0].split()[-1] for row in prompts] == list(CATEGORIES)
     main(["--grid", str(tmp_path / "grid.png"), "--columns", "1", "--resolution", "8"])
     assert (tmp_path / "grid.png").stat().st_size > 0 and (tmp_path / "grid.txt").exists()
+
+
+def test_a_normal_map_render_decodes_to_the_normals_facing_the_camera():
+    cams = _front()
+    image = render_object(ObjectSpec("ball", 0, "red", "striped"), cams, 32, normal_map=True)
+    assert torch.allclose(image[0, :, 0, 0], torch.ones(3))  # background
+    to_camera = torch.nn.functional.normalize(cams.camera_positions[0], dim=0)
+    assert torch.allclose(2 * image[0, :, 16, 16] - 1, to_camera, atol=0.05)
+    fg = (image[0] < 0.98).any(dim=0)
+    assert ((2 * image[0, :, fg] - 1).norm(dim=0) - 1).abs().median() < 0.05  # unit normals inside the silhouette
+    # the pattern and colour do not show in a normal map
+    assert torch.equal(image, render_object(ObjectSpec("ball", 0, "blue", "plain"), cams, 32, normal_map=True))
+
+
+def test_normal_map_items_are_prompted_by_style_and_category_and_leave_the_shaded_items_alone():
+    base = EmbeddedRenderDataset(EmbeddedDataConfig(resolution=8))
+    mixed = EmbeddedRenderDataset(EmbeddedDataConfig(resolution=8, normal_map_prob=0.5))
+    described = [(mixed.describe(i), base.describe(i)) for i in range(60)]
+    styled = [m for m, _ in described if m[2].startswith("a normal map of ")]
+    assert 15 < len(styled) < 45
+    for (spec, cams, prompt), (bspec, _, bprompt) in described:
+        assert spec == bspec
+        if prompt.startswith("a normal map of "):
+            view = view_direction(cams.elevation_deg, cams.azimuth_deg)[0]
+            assert prompt == f"a normal map of a {spec.category}, {view} view"
+        else:
+            assert prompt == bprompt
+    i = next(i for i, ((_, _, p), _) in enumerate(described) if p.startswith("a normal map"))
+    item = mixed[i]
+    assert item["normal_map"] and not base[i]["normal_map"]
+    assert not torch.equal(item["image"], base[i]["image"])
+    assert set(item["prompt"].replace(",", " ,").split()) <= set(vocabulary())

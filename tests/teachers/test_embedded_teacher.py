@@ -37,3 +37,26 @@ def test_classifier_names_clean_renders():
     accuracy = sum(p == it["category"] for p, it in zip(pred["category"], items)) / len(items)
     assert accuracy >= 0.8
     assert model.features(torch.rand(2, 3, 64, 64)).shape == (2, 128)
+
+
+@shipped
+def test_a_fine_tune_keeps_each_known_word_s_embedding_when_the_vocabulary_grows():
+    from ui3d.teachers.embedded import model as M
+    from ui3d.teachers.embedded.objects import vocabulary
+    from ui3d.teachers.embedded.train import init_from
+
+    tokenizer = M.build_tokenizer(["zebra", *vocabulary()])  # a new word first: every known word's id moves
+    cfg = M.EmbeddedTeacherConfig()
+    modules = torch.nn.ModuleDict({"unet": M.build_unet(cfg), "text": M.build_text_encoder(tokenizer, cfg)})
+    init_from(modules, tokenizer, EMBEDDED_DIR)
+    teacher = load_teacher("embedded")
+    prompt = "a red striped vase, side view"
+    ids = tokenizer([prompt], padding="max_length", max_length=M.MAX_LENGTH, return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.allclose(modules["text"](ids)[0], teacher.encode_text([prompt]), atol=1e-5)
+        x, t = torch.randn(1, 3, 32, 32), torch.tensor([500])
+        emb = teacher.encode_text([prompt])
+        assert torch.equal(modules["unet"](x, t, encoder_hidden_states=emb).sample,
+                           teacher.unet(x, t, encoder_hidden_states=emb).sample)
+    with pytest.raises(FileNotFoundError, match="not a teacher folder"):
+        init_from(modules, tokenizer, EMBEDDED_DIR.parent)

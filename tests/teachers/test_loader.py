@@ -64,6 +64,14 @@ def test_unknown_words_fail_with_the_vocabulary(tmp_path):
     assert "pretrained_model_name_or_path" in message  # and how to use Stable Diffusion instead
 
 
+def test_a_prompt_longer_than_the_teacher_reads_is_refused(tmp_path):
+    teacher = load_teacher(str(build_tiny_embedded_folder(tmp_path)))
+    fits = "a normal map of a vase, overhead view"  # the longest a geometry stage sends: 11 of 12 tokens
+    teacher.check_prompts([fits])
+    with pytest.raises(PromptError, match="longer than the 12 tokens"):
+        teacher.check_prompts(["a normal map of a red striped vase, overhead view"])
+
+
 def test_missing_teacher_is_explained():
     with pytest.raises(TeacherNotFound, match="local Hugging Face cache"):
         load_teacher("stabilityai/not-a-cached-model")

@@ -6,6 +6,11 @@
 DDIM with classifier-free guidance; the embedded classifier's accuracy on category and colour of the samples;
 the Fréchet distance in the classifier's feature space between samples and held-out renders, beside the same
 distance between two halves of the held-out renders (the floor: what perfect samples would score at this n).
+
+Normal maps (the style a geometry stage guides, "a normal map of a vase, side view"), when the teacher knows the
+words: `--normal-maps` samples per category, scored by the category of the nearest real normal map (L2, a bank of
+every variant of every category from 24 cameras of stage 1's distribution) and by how far the foreground decodes to
+unit vectors (mean | ‖2x − 1‖ − 1 | over pixels darker than the white background; real renders score the floor).
 """
 from __future__ import annotations
 
@@ -19,9 +24,10 @@ from ui3d.data.cameras import sample_cameras, view_direction, view_prompt
 from ui3d.diffusion.samplers import sample_ddim
 from ui3d.metrics.frechet import frechet_distance
 from ui3d.teachers.embedded.classifier import load_classifier
-from ui3d.teachers.embedded.dataset import EmbeddedDataConfig, EmbeddedRenderDataset, save_image
+from ui3d.teachers.embedded.dataset import EmbeddedDataConfig, EmbeddedRenderDataset, render_object, save_image
+from ui3d.teachers.embedded.objects import NORMAL_MAP_STYLE, ObjectSpec, normal_map_prompt
 from ui3d.teachers.embedded.patterns import COLORS
-from ui3d.teachers.embedded.shapes import CATEGORIES
+from ui3d.teachers.embedded.shapes import CATEGORIES, num_variants
 from ui3d.teachers.loader import load_teacher
 
 
@@ -57,6 +63,61 @@ def sample_prompts(prompt: str, n: int, seed: int = 0, steps: int = 50, guidance
     return sample(load_teacher("embedded"), [view_prompt(prompt, v) for v in views], steps, guidance_scale, seed)
 
 
+def normal_map_bank(cameras: int = 24, seed: int = 0, resolution: int = 32) -> tuple[torch.Tensor, list[str]]:
+    """Real normal maps [N, 3, R, R] of every variant of every category from `cameras` random cameras, and their
+    categories."""
+    cams = sample_cameras(cameras, generator=torch.Generator().manual_seed(seed))
+    images, labels = [], []
+    for category in CATEGORIES:
+        for variant in range(num_variants(category)):
+            images.append(render_object(ObjectSpec(category, variant, "red", "plain"), cams, resolution,
+                                        normal_map=True))
+            labels += [category] * cameras
+    return torch.cat(images), labels
+
+
+def unit_error(images: torch.Tensor, background: float = 0.98) -> torch.Tensor:
+    """Per image: mean | ‖2x − 1‖ − 1 | over the foreground (pixels not all above `background`): how far the image
+    is from decoding to unit normals."""
+    fg = (images < background).any(dim=1)
+    err = ((2 * images - 1).norm(dim=1) - 1).abs()
+    return (err * fg).sum(dim=(1, 2)) / fg.sum(dim=(1, 2)).clamp_min(1)
+
+
+def nearest_category(images: torch.Tensor, bank: torch.Tensor, labels: list[str]) -> list[str]:
+    """The category of each image's nearest bank image (L2)."""
+    d = torch.cdist(images.flatten(1), bank.flatten(1))
+    return [labels[i] for i in d.argmin(dim=1).tolist()]
+
+
+def normal_map_rows(teacher, per_category: int, steps: int, scales: list[float], seed: int,
+                    out: Path) -> list[str]:
+    """Table rows scoring the teacher's normal maps (one per CFG scale), with the real renders' row first."""
+    bank, labels = normal_map_bank(seed=seed + 1)
+    cams = sample_cameras(len(CATEGORIES) * per_category, generator=torch.Generator().manual_seed(seed))
+    views = view_direction(cams.elevation_deg, cams.azimuth_deg)
+    cats = [c for c in CATEGORIES for _ in range(per_category)]
+    prompts = [view_prompt(normal_map_prompt(ObjectSpec(c, 0, "red", "plain")), v) for c, v in zip(cats, views)]
+    real = torch.cat([render_object(ObjectSpec(c, 0, "red", "plain"), cams[i : i + 1], 32, normal_map=True)
+                      for i, c in enumerate(cats)])
+    rows = [f"| real renders | {len(cats)} | {_accuracy(nearest_category(real, bank, labels), cats):.1%} "
+            f"| {unit_error(real).mean():.3f} | – |"]
+    for scale in scales:
+        start = time.time()
+        images = sample(teacher, prompts, steps, scale, seed)
+        seconds = time.time() - start
+        rows.append(f"| CFG {scale:g} | {len(cats)} | {_accuracy(nearest_category(images, bank, labels), cats):.1%} "
+                    f"| {unit_error(images).mean():.3f} | {seconds / len(cats):.2f} |")
+        grid = images.reshape(len(CATEGORIES), per_category, 3, *images.shape[-2:])
+        save_image(grid.permute(2, 0, 3, 1, 4).reshape(3, len(CATEGORIES) * images.shape[-2], -1),
+                   out.with_name(f"embedded_teacher_normals_cfg{scale:g}.png"))
+    return rows
+
+
+def _accuracy(predicted: list[str], truth: list[str]) -> float:
+    return sum(p == t for p, t in zip(predicted, truth)) / len(truth)
+
+
 def held_out(n: int) -> torch.Tensor:
     data = EmbeddedRenderDataset(EmbeddedDataConfig(size=n), split="test")
     return torch.stack([data[i]["image"] for i in range(n)])
@@ -69,6 +130,9 @@ def main(argv=None) -> None:
     p.add_argument("--guidance-scale", type=float, nargs="+", default=[3.0, 7.5],
                    help="CFG scales, one row each (7.5 is what the 3D configs use)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--normal-maps", type=int, default=4,
+                   help="normal-map samples per category (0: none; skipped when the teacher lacks the words)")
+    p.add_argument("--skip-rgb", action="store_true", help="score the normal maps alone")
     p.add_argument("--teacher", default="embedded", help="the teacher to score (a folder; default: the shipped one)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/embedded_teacher.md"),
                    help="the table's file (a folder: <folder>/embedded_teacher.md); sample grids go beside it")
@@ -83,7 +147,7 @@ def main(argv=None) -> None:
     feats_real = classifier.features(real)
     floor = frechet_distance(feats_real[:n], feats_real[n:])
     rows = []
-    for scale in args.guidance_scale:
+    for scale in [] if args.skip_rgb else args.guidance_scale:
         start = time.time()
         images = sample(teacher, [t[0] for t in triples], args.steps, scale, args.seed)
         seconds = time.time() - start
@@ -98,12 +162,19 @@ def main(argv=None) -> None:
     header = ("| CFG | samples | category acc. | colour acc. | Fréchet dist. (samples vs held-out) "
               "| floor (held-out halves) | s / sample |\n|" + " --- |" * 7)
     table = "\n".join([header, *rows])
+    knows = set(NORMAL_MAP_STYLE.split()) <= set(teacher.vocabulary() or ())
+    if args.normal_maps > 0 and knows:
+        normal_rows = normal_map_rows(teacher, args.normal_maps, args.steps, args.guidance_scale, args.seed, args.out)
+        table += ("\n\nNormal maps (\"a normal map of a <category>, <view> view\", "
+                  f"{args.normal_maps} per category):\n\n| samples | n | category (nearest real normal map) "
+                  "| unit-norm error | s / sample |\n|" + " --- |" * 5 + "\n" + "\n".join(normal_rows))
     print(table)
     args.out.write_text(
         f"# Embedded teacher quality\n\n`python -m ui3d.benchmarks.embedded_teacher` ({args.steps}-step DDIM, "
         f"{args.per_prompt} samples per category × colour prompt with view suffixes, classifier features for the "
         f"Fréchet distance, {torch.get_num_threads()} CPU threads).\n\n{table}\n\n"
-        "Sample grids: one row per category, one column per colour (`embedded_teacher_cfg<scale>.png`).\n"
+        "Sample grids: one row per category, one column per colour (`embedded_teacher_cfg<scale>.png`); normal "
+        "maps one row per category (`embedded_teacher_normals_cfg<scale>.png`).\n"
     )
 
 

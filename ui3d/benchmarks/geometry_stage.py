@@ -16,12 +16,16 @@ adds over smoothing), `high-t` (SDS at t in [0.5, 0.98] only: shape, not shading
 halved), `no-pattern-words` (the embedded teacher's pattern words left out of the stage-2 prompt: the albedo is
 fixed, so the teacher could only answer them with the surface), `sphere` (vertices kept inside the radius-0.5
 sphere that bounds the embedded configs' NeRF density), `sphere-no-pattern-words` (both), `hold` (the vertices
-held to the converted mesh's surface along its normals, `lambda_normal_offset` 1e7). A variant is
-`name=key=value,key=value` too (keys under `stages.geometry`, e.g. `strong=system.loss.lambda_sds=2.0`).
+held to the converted mesh's surface along its normals, `lambda_normal_offset` 1e7), `normals` (SDS on normal maps,
+`comp_normal_vis`, prompted "a normal map of a vase": the embedded teacher's normal-map style, colour and pattern
+words left out). A variant is
+`name=key=value,key=value` too (keys under `stages.geometry`, e.g. `strong=system.loss.lambda_sds=2.0`), where
+an item may name a variant to build on (`normals-cfg7=normals,system.guidance.guidance_scale=7.5`).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import time
@@ -30,7 +34,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ui3d.files import write_text
-from ui3d.teachers.embedded.patterns import PATTERNS
+from ui3d.teachers.embedded.objects import NORMAL_MAP_STYLE
+from ui3d.teachers.embedded.patterns import COLORS, PATTERNS
 
 VARIANTS: dict[str, dict[str, object]] = {
     "shipped": {},
@@ -40,21 +45,29 @@ VARIANTS: dict[str, dict[str, object]] = {
     "no-pattern-words": {"system.prompt_processor.drop_words": list(PATTERNS)},
     "sphere": {"system.geometry.sphere_radius": 0.5},
     "hold": {"system.loss.lambda_normal_offset": 1.0e7},
+    "normals": {"system.guidance_input": "comp_normal_vis",
+                "system.prompt_processor.prompt_template": f"{NORMAL_MAP_STYLE} {{prompt}}",
+                "system.prompt_processor.drop_words": [*COLORS, *PATTERNS]},
 }
 VARIANTS["sphere-no-pattern-words"] = {**VARIANTS["sphere"], **VARIANTS["no-pattern-words"]}
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, object]]:
-    """`name` (one of `VARIANTS`) or `name=key=value,key=value` (values parsed as YAML)."""
+    """`name` (one of `VARIANTS`) or `name=item,item` where an item is `key=value` (value parsed as YAML) or a
+    variant's name, whose overrides it includes (`normals-cfg7=normals,system.guidance.guidance_scale=7.5`)."""
     if "=" not in text:
         if text not in VARIANTS:
             raise SystemExit(f"unknown variant '{text}'; expected one of {', '.join(VARIANTS)} or name=key=value,...")
         return text, VARIANTS[text]
     name, _, body = text.partition("=")
-    pairs = [item.split("=", 1) for item in body.split(",")]
-    if not name or any(len(p) != 2 for p in pairs):
-        raise SystemExit(f"cannot read variant '{text}': expected name=key=value[,key=value]")
-    return name, {k: OmegaConf.create(f"v: {v}").v for k, v in pairs}
+    overrides: dict[str, object] = {}
+    for item in body.split(","):
+        key, eq, value = item.partition("=")
+        if not name or not key or (not eq and key not in VARIANTS):
+            raise SystemExit(f"cannot read variant '{text}': expected name=key=value[,key=value] (an item may be "
+                             f"one of {', '.join(VARIANTS)})")
+        overrides.update({key: OmegaConf.create(f"v: {value}").v} if eq else VARIANTS[key])
+    return name, overrides
 
 
 def prompt_of(run_dir: Path) -> str:
@@ -62,8 +75,11 @@ def prompt_of(run_dir: Path) -> str:
 
 
 def prepare(source: Path, target: Path, overrides: dict[str, object]) -> Path:
-    """A copy of `source`'s stage 1 at `target` with `overrides` under `stages.geometry` (no-op if done)."""
-    if (target / "geometry" / "done").is_file():
+    """A copy of `source`'s stage 1 at `target` with `overrides` under `stages.geometry` (no-op if done with the
+    same overrides; a copy a variant of the same name with other overrides left is made again)."""
+    record = json.dumps(overrides, sort_keys=True, default=str)
+    if (target / "geometry" / "done").is_file() and (target / "variant.json").is_file() \
+            and (target / "variant.json").read_text() == record:
         return target
     if target.exists():
         shutil.rmtree(target)
@@ -73,6 +89,7 @@ def prepare(source: Path, target: Path, overrides: dict[str, object]) -> Path:
     for key, value in overrides.items():
         OmegaConf.update(cfg, f"stages.geometry.{key}", value, force_add=True)
     OmegaConf.save(cfg, target / "config.yaml")
+    write_text(target / "variant.json", record)
     return target
 
 

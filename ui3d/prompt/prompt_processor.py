@@ -52,6 +52,9 @@ class PromptProcessor:
         """The teacher whose text encoder embeds the prompts (the system loads it once for guidance too)."""
         prompt: str = "a vase"
         """The text prompt."""
+        prompt_template: str = "{prompt}"
+        """The text the teacher sees, `{prompt}` standing for the prompt (after `drop_words`): e.g.
+        "a normal map of {prompt}" in a geometry stage that guides normal maps (the embedded teacher's style)."""
         negative_prompt: str = ""
         """Prompt of CFG's unconditional branch."""
         drop_words: list = field(default_factory=list)
@@ -72,8 +75,11 @@ class PromptProcessor:
 
     def __init__(self, cfg: "PromptProcessor.Config", teacher: DiffusionTeacher):
         self.cfg = cfg
-        self.prompt = without_words(cfg.prompt, cfg.drop_words)
-        """The prompt without `drop_words` ("a blue dotted ball" without "dotted": "a blue ball")."""
+        if cfg.prompt_template.count("{prompt}") != 1:
+            raise ValueError(f"prompt_processor.prompt_template must contain {{prompt}} once, got "
+                             f"{cfg.prompt_template!r}")
+        self.prompt = cfg.prompt_template.replace("{prompt}", without_words(cfg.prompt, cfg.drop_words))
+        """The prompt without `drop_words`, in the template ("a blue dotted ball" without "dotted": "a blue ball")."""
         texts = [self.text_for(d) for d in DIRECTIONS] + [cfg.negative_prompt]
         teacher.check_prompts(texts)  # unknown words fail here, before any training
         embeds = [self._embed(teacher, text) for text in texts]

@@ -28,7 +28,8 @@ def vocabulary(tokenizer) -> list[str] | None:
 
 
 def check_prompts(tokenizer, prompts: list[str], name: str) -> None:
-    """Raise `PromptError` listing the unknown words, the vocabulary, and how to use Stable Diffusion instead."""
+    """Raise `PromptError` listing the unknown words, the vocabulary, and how to use Stable Diffusion instead; or
+    naming a prompt longer than a word-level teacher reads (it would be cut, its end token lost)."""
     vocab = vocabulary(tokenizer)
     if vocab is None:
         return
@@ -43,6 +44,11 @@ def check_prompts(tokenizer, prompts: list[str], name: str) -> None:
             "or cached hub id instead: system.guidance.pretrained_model_name_or_path=... and "
             "system.prompt_processor.pretrained_model_name_or_path=... (see configs/sd/)."
         )
+    limit = tokenizer.model_max_length
+    for prompt in prompts:
+        if len(tokenizer(prompt).input_ids) > limit:
+            raise PromptError(f"the prompt '{prompt}' is longer than the {limit} tokens the teacher '{name}' reads "
+                              f"(with its begin and end tokens); drop a word (e.g. the colour of a normal map)")
 
 
 @torch.no_grad()

@@ -4,7 +4,9 @@ Each sample draws an object (uniform category, then variant, colour, pattern) an
 distribution stage 1 samples (`ui3d.data.cameras.CameraConfig`: distance 1.0–1.5, fovy 40–70°, elevation
 −10–45°, azimuth −180–180°), renders it with the pure-PyTorch rasterizer (Lambert + ambient, light from the
 camera's upper left, white background, `supersample`² samples per pixel) and builds the prompt
-"a red striped vase, side view". Images are float tensors [3, H, W] **in [0, 1]** (map to [−1, 1] with 2x − 1
+"a red striped vase, side view". With probability `normal_map_prob` a sample is instead the object's normal map
+((n + 1)/2 of the world-space normals over the background, as `mesh-rasterizer`'s `comp_normal_vis`), prompted
+"a normal map of a vase, side view": the style a geometry stage guides. Images are float tensors [3, H, W] **in [0, 1]** (map to [−1, 1] with 2x − 1
 for a diffusion model). Sample i of a split is a pure function of (seed, split, i): the "val" and "test" splits
 are fixed held-out sets drawn from independent random streams.
 
@@ -26,7 +28,8 @@ from torch import Tensor
 from ui3d.data.cameras import CameraBatch, CameraConfig, orbit_cameras, sample_cameras, view_direction, view_prompt
 from ui3d.renderers.rasterizer import get_rays, interpolate, rasterize
 from ui3d.renderers.shading import camera_light, composite, corner_normals, face_forward, lambert
-from ui3d.teachers.embedded.objects import ObjectSpec, object_prompt, sample_spec, surface_frame
+from ui3d.teachers.embedded.objects import (ObjectSpec, is_normal_map_prompt, normal_map_prompt, object_prompt,
+                                         sample_spec, surface_frame)
 from ui3d.teachers.embedded.patterns import albedo
 from ui3d.teachers.embedded.shapes import CATEGORIES, build_mesh
 
@@ -43,8 +46,10 @@ def _mesh_tensors(category: str, variant: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def render_object(spec: ObjectSpec, cameras: CameraBatch, height: int, width: int | None = None,
-                  supersample: int = 2, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
-    """Render one object from B cameras → images [B, 3, H, W] in [0, 1]."""
+                  supersample: int = 2, background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                  normal_map: bool = False) -> Tensor:
+    """Render one object from B cameras → images [B, 3, H, W] in [0, 1]: shaded, or with `normal_map` its
+    world-space normals (those facing the camera, as a closed mesh shows them) mapped to (n + 1)/2."""
     width = width or height
     h, w = height * supersample, width * supersample
     v, f, n_corner = _mesh_tensors(spec.category, spec.variant)
@@ -52,8 +57,11 @@ def render_object(spec: ObjectSpec, cameras: CameraBatch, height: int, width: in
     points = interpolate(v, rast, f)
     _, rays_d = get_rays(cameras.c2w, cameras.fovy, h, w)
     normals = face_forward(torch.nn.functional.normalize(interpolate(n_corner, rast, None), dim=-1), rays_d)
-    rgb = lambert(albedo(points, normals, spec.color, spec.pattern, surface_frame(spec)), normals,
-                  camera_light(cameras.c2w)[:, None, None])
+    if normal_map:
+        rgb = 0.5 * (normals + 1.0)
+    else:
+        rgb = lambert(albedo(points, normals, spec.color, spec.pattern, surface_frame(spec)), normals,
+                      camera_light(cameras.c2w)[:, None, None])
     image = composite(rgb, rast.mask, background).permute(0, 3, 1, 2)
     return torch.nn.functional.avg_pool2d(image, supersample) if supersample > 1 else image
 
@@ -74,6 +82,9 @@ class EmbeddedDataConfig:
     """Probability that the prompt omits the colour word ("a striped vase")."""
     drop_pattern_prob: float = 0.2
     """Probability that the prompt omits the pattern word ("a red vase")."""
+    normal_map_prob: float = 0.0
+    """Probability that a sample is the object's normal map, prompted "a normal map of a vase" (no colour or
+    pattern word: a normal map shows neither)."""
     view_dependent: bool = True
     """Append DreamFusion's view suffix (", side view")."""
     seed: int = 0
@@ -83,8 +94,8 @@ class EmbeddedDataConfig:
 
 
 class EmbeddedRenderDataset(torch.utils.data.Dataset):
-    """Deterministic random renders: item i is a dict with `image` [3, H, W] in [0, 1], `prompt`, and labels
-    `category`, `variant`, `color`, `pattern`, `view`, `elevation_deg`, `azimuth_deg`, `camera_distance`,
+    """Deterministic random renders: item i is a dict with `image` [3, H, W] in [0, 1], `prompt`, `normal_map`
+    (whether the image is a normal map) and labels `category`, `variant`, `color`, `pattern`, `view`, `elevation_deg`, `azimuth_deg`, `camera_distance`,
     `fovy` (radians)."""
 
     def __init__(self, cfg: EmbeddedDataConfig | None = None, split: str = "train") -> None:
@@ -102,7 +113,8 @@ class EmbeddedRenderDataset(torch.utils.data.Dataset):
         return torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "little"))
 
     def describe(self, index: int) -> tuple[ObjectSpec, CameraBatch, str]:
-        """Item `index` without rendering: (object, camera batch of one, prompt)."""
+        """Item `index` without rendering: (object, camera batch of one, prompt). The normal-map draw comes last,
+        so the shaded items of a stream are the same whatever `normal_map_prob` is."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         g = self.generator(index)
@@ -111,15 +123,18 @@ class EmbeddedRenderDataset(torch.utils.data.Dataset):
         keep_color, keep_pattern = (torch.rand(2, generator=g) >= torch.tensor(
             [self.cfg.drop_color_prob, self.cfg.drop_pattern_prob])).tolist()
         prompt = object_prompt(spec, keep_color, keep_pattern)
+        if self.cfg.normal_map_prob > 0 and torch.rand(1, generator=g).item() < self.cfg.normal_map_prob:
+            prompt = normal_map_prompt(spec)
         if self.cfg.view_dependent:
             prompt = view_prompt(prompt, view_direction(cams.elevation_deg, cams.azimuth_deg)[0])
         return spec, cams, prompt
 
     def __getitem__(self, index: int) -> dict:
         spec, cams, prompt = self.describe(index)
+        normal_map = is_normal_map_prompt(prompt)
         image = render_object(spec, cams, self.cfg.resolution, supersample=self.cfg.supersample,
-                              background=self.cfg.background)[0]
-        return {"image": image, "prompt": prompt, "category": spec.category, "variant": spec.variant,
+                              background=self.cfg.background, normal_map=normal_map)[0]
+        return {"image": image, "prompt": prompt, "normal_map": normal_map, "category": spec.category, "variant": spec.variant,
                 "color": spec.color, "pattern": spec.pattern,
                 "view": view_direction(cams.elevation_deg, cams.azimuth_deg)[0],
                 "elevation_deg": cams.elevation_deg[0].item(), "azimuth_deg": cams.azimuth_deg[0].item(),

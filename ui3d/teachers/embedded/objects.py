@@ -62,9 +62,23 @@ def object_prompt(spec: ObjectSpec, with_color: bool = True, with_pattern: bool 
     return " ".join([article, *words])
 
 
+NORMAL_MAP_STYLE = "a normal map of"
+"""The style phrase of the teacher's normal-map renders: "a normal map of a vase, side view"."""
+
+
+def normal_map_prompt(spec: ObjectSpec) -> str:
+    """"a normal map of a vase": the category alone (a normal map shows neither colour nor pattern)."""
+    return f"{NORMAL_MAP_STYLE} {object_prompt(spec, with_color=False, with_pattern=False)}"
+
+
+def is_normal_map_prompt(prompt: str) -> bool:
+    """Whether `prompt` asks for a normal map ("a normal map of a vase, side view")."""
+    return prompt.lower().startswith(NORMAL_MAP_STYLE + " ")
+
+
 def vocabulary() -> list[str]:
-    """Every token a prompt can contain (words and the comma of the view suffix), sorted."""
-    words = {"a", "an", ",", "view", *CATEGORIES, *COLORS, *PATTERNS, *DIRECTIONS}
+    """Every token a prompt can contain (words, the normal-map style's and the comma of the view suffix), sorted."""
+    words = {"a", "an", ",", "view", *NORMAL_MAP_STYLE.split(), *CATEGORIES, *COLORS, *PATTERNS, *DIRECTIONS}
     return sorted(words)
 
 

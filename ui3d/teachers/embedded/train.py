@@ -2,6 +2,11 @@
 
     python -m ui3d.teachers.embedded.train                       # defaults: the shipped teacher
     python -m ui3d.teachers.embedded.train --steps 20 --out /tmp/t   # a quick check
+    python -m ui3d.teachers.embedded.train --init-from <teacher folder> --normal-map-prob 0.25 --steps 600 \
+        --lr 3e-4 --warmup 50 --work-dir outputs/embedded-teacher-normals   # then: the normal-map style learned
+
+`--init-from` starts from a trained teacher folder (its EMA weights; a word new to the vocabulary gets a fresh
+embedding row, the others keep theirs), as a fine-tune.
 
 Fresh renders every step (item index = step × batch + i of the deterministic render stream, so no image is seen
 twice), text encoder and UNet trained jointly with v-prediction and truncated SNR+1 weighting, 10% prompt dropout for
@@ -35,11 +40,43 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--prompt-dropout", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--normal-map-prob", type=float, default=0.0,
+                   help='share of samples that are normal maps prompted "a normal map of a vase, side view"')
+    p.add_argument("--init-from", type=Path, default=None, help="a trained teacher folder to start from (a fine-tune)")
     p.add_argument("--out", type=Path, default=EMBEDDED_DIR, help="where the diffusers folder is written")
     p.add_argument("--work-dir", type=Path, default=Path("outputs/embedded-teacher"), help="checkpoints and logs")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=25)
     return p.parse_args(argv)
+
+
+def init_from(modules: torch.nn.ModuleDict, tokenizer, folder: Path) -> None:
+    """Load a trained teacher's UNet and text encoder into `modules` ({"unet", "text"}), whose tokenizer may
+    know more words: each word the old vocabulary had keeps its embedding row, a new one keeps its fresh init."""
+    from transformers import CLIPTextModel, PreTrainedTokenizerFast
+    from diffusers import UNet2DConditionModel
+
+    folder = Path(folder)
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(f"--init-from {folder}: not a teacher folder (no model_index.json)")
+    modules["unet"].load_state_dict(UNet2DConditionModel.from_pretrained(folder / "unet").state_dict())
+    old_text = CLIPTextModel.from_pretrained(folder / "text_encoder")
+    old_vocab = PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer").get_vocab()
+    state = old_text.state_dict()
+    key = next(k for k in state if k.endswith("token_embedding.weight"))
+    table = modules["text"].state_dict()[key].clone()
+    for word, new_id in tokenizer.get_vocab().items():
+        if word in old_vocab:
+            table[new_id] = state[key][old_vocab[word]]
+    state[key] = table
+    modules["text"].load_state_dict(state)
+
+
+def _record_of(folder: Path) -> dict:
+    """What a fine-tune started from: the folder and its own training record."""
+    record = Path(folder) / "training.json"
+    base = json.loads(record.read_text()) if record.is_file() else {}
+    return {"folder": str(folder), **{k: v for k, v in base.items() if k != "loss_history"}}
 
 
 class Trainer:
@@ -52,10 +89,13 @@ class Trainer:
         self.unet, self.scheduler = M.build_unet(self.cfg), M.build_scheduler(self.cfg)
         self.text = M.build_text_encoder(self.tokenizer, self.cfg)
         self.modules = torch.nn.ModuleDict({"unet": self.unet, "text": self.text})
+        if args.init_from is not None:
+            init_from(self.modules, self.tokenizer, args.init_from)
         self.ema = {k: v.detach().clone() for k, v in self.modules.state_dict().items()}
         self.opt = torch.optim.AdamW(self.modules.parameters(), lr=args.lr, weight_decay=0.0)
         self.alphas_cumprod = self.scheduler.alphas_cumprod.float()
-        self.data = EmbeddedRenderDataset(EmbeddedDataConfig(size=args.steps * args.batch_size, seed=args.seed))
+        self.data = EmbeddedRenderDataset(EmbeddedDataConfig(size=args.steps * args.batch_size, seed=args.seed,
+                                                             normal_map_prob=args.normal_map_prob))
         self.step, self.elapsed, self.history = 0, 0.0, []
 
     def lr_at(self, step: int) -> float:
@@ -114,6 +154,8 @@ class Trainer:
         self.modules.load_state_dict(self.ema)
         M.save_teacher(out, self.unet, self.scheduler, self.text, self.tokenizer)
         record = {"steps": self.step, "batch_size": self.args.batch_size, "lr": self.args.lr,
+                  "normal_map_prob": self.args.normal_map_prob,
+                  "init_from": None if self.args.init_from is None else _record_of(self.args.init_from),
                   "wall_time_s": round(self.elapsed, 1), "threads": torch.get_num_threads(),
                   "unet_parameters": sum(p.numel() for p in self.unet.parameters()),
                   "text_encoder_parameters": sum(p.numel() for p in self.text.parameters()),
