@@ -164,7 +164,8 @@ def broken_teacher(tmp_path: Path, fault: str) -> Path:
     (["system.prompt_processor.prompt_template='a normal map'"], "prompt_template must contain {prompt} once"),
     (["system.prompt_processor.prompt_template='a normal map of {prompt}'", "prompt='a red striped vase'"],
      "is longer than the 12 tokens the teacher "),
-    (["prompt=" + " ".join(["a red vase"] * 40)], "over the file-name limit of 255: give the run a short tag="),
+    (["tag=" + "_".join(["a_red_vase"] * 40)], "over the file-name limit of 255: give the run a short tag="),
+    (["prompt=" + " ".join(["a red vase"] * 40)], "is longer than the 12 tokens the teacher "),  # never cut silently
     (["system.guidance.pretrained_model_name_or_path=TEACHER"], "guidance uses teacher 'TEACHER' but "
                                                                 "prompt_processor uses"),
     (["teacher=json"], "model_index.json is not valid JSON"),

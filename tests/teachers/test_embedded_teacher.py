@@ -60,3 +60,14 @@ def test_a_fine_tune_keeps_each_known_word_s_embedding_when_the_vocabulary_grows
                            teacher.unet(x, t, encoder_hidden_states=emb).sample)
     with pytest.raises(FileNotFoundError, match="not a teacher folder"):
         init_from(modules, tokenizer, EMBEDDED_DIR.parent)
+
+
+def test_the_training_command_refuses_a_missing_start_and_a_bad_share(tmp_path, capsys):
+    from ui3d.teachers.embedded.train import parse_args
+
+    for argv, message in [(["--init-from", str(tmp_path)], "is not a teacher folder"),
+                          (["--normal-map-prob", "1.5"], "is not a probability")]:
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert parse_args(["--normal-map-prob", "0.4"]).normal_map_prob == 0.4

@@ -77,8 +77,8 @@ def normal_map_bank(cameras: int = 24, seed: int = 0, resolution: int = 32) -> t
 
 
 def unit_error(images: torch.Tensor, background: float = 0.98) -> torch.Tensor:
-    """Per image: mean | ‖2x − 1‖ − 1 | over the foreground (pixels not all above `background`): how far the image
-    is from decoding to unit normals."""
+    """Per image: mean | ‖2x − 1‖ − 1 | over the foreground (pixels not all above `background`): how far the
+    image is from decoding to unit normals."""
     fg = (images < background).any(dim=1)
     err = ((2 * images - 1).norm(dim=1) - 1).abs()
     return (err * fg).sum(dim=(1, 2)) / fg.sum(dim=(1, 2)).clamp_min(1)

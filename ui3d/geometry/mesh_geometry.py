@@ -47,7 +47,7 @@ class MeshGeometry(nn.Module):
         fix_geometry: bool = False
         """Freeze the vertices (stage 3: texture only)."""
         fix_texture: bool = False
-        """Freeze the albedo field (stage 2 guided by shaded renders: only the shape answers the guidance)."""
+        """Freeze the albedo field (stage 2: only the shape answers the guidance; the colours stay stage 1's)."""
         sphere_radius: Optional[float] = None
         """Vertices stay inside this origin-centred sphere (a vertex outside is projected radially onto it), the
         bound the NeRF's density had (`implicit-volume`'s `sphere_radius`); null: no bound."""

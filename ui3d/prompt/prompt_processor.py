@@ -42,6 +42,14 @@ def without_words(prompt: str, words) -> str:
     return " ".join(kept)
 
 
+def styled_prompt(prompt: str, template: str = "{prompt}", drop_words=()) -> str:
+    """The text the teacher sees: `prompt` without `drop_words`, put in `template` ("a normal map of {prompt}")."""
+    if template.count("{prompt}") != 1:
+        raise ValueError(f"prompt_processor.prompt_template must contain {{prompt}} once, got {template!r} "
+                         '(e.g. "a normal map of {prompt}")')
+    return template.replace("{prompt}", without_words(prompt, drop_words))
+
+
 @register("prompt-processor")
 class PromptProcessor:
     """Turns (elevation, azimuth) into embeddings of "<prompt>, <view> view"."""
@@ -75,10 +83,7 @@ class PromptProcessor:
 
     def __init__(self, cfg: "PromptProcessor.Config", teacher: DiffusionTeacher):
         self.cfg = cfg
-        if cfg.prompt_template.count("{prompt}") != 1:
-            raise ValueError(f"prompt_processor.prompt_template must contain {{prompt}} once, got "
-                             f"{cfg.prompt_template!r}")
-        self.prompt = cfg.prompt_template.replace("{prompt}", without_words(cfg.prompt, cfg.drop_words))
+        self.prompt = styled_prompt(cfg.prompt, cfg.prompt_template, cfg.drop_words)
         """The prompt without `drop_words`, in the template ("a blue dotted ball" without "dotted": "a blue ball")."""
         texts = [self.text_for(d) for d in DIRECTIONS] + [cfg.negative_prompt]
         teacher.check_prompts(texts)  # unknown words fail here, before any training

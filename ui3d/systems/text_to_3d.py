@@ -16,14 +16,14 @@ import torch
 from omegaconf import DictConfig
 
 from ui3d import find, register
-from ui3d.data.cameras import view_prompt
 from ui3d.config import ConfigError, TrainerConfig, build, parse_structured
+from ui3d.data.cameras import view_prompt
 from ui3d.renderers import regularizers
 from ui3d.schedule import scheduled
 from ui3d.export.images import save_grid, save_video
 from ui3d.systems.runner import (all_reduce_grads, evaluate_stage, teacher_dtype, teacher_name, train_stage,
                                  write_rank_checksums)
-from ui3d.prompt.prompt_processor import without_words
+from ui3d.prompt.prompt_processor import styled_prompt
 from ui3d.teachers.loader import load_teacher, load_tokenizer, lora_file
 from ui3d.teachers.teacher import check_prompts
 
@@ -225,12 +225,9 @@ class TextTo3DSystem(L.LightningModule):
             lora_file(system.guidance["teacher_lora"])
         teacher_dtype(system.guidance.get("half_precision_weights", False), parse_structured(TrainerConfig, stage.trainer))
         tokenizer = load_tokenizer(name, system.guidance.get("teacher_config") or None)
-        template = str(pp.get("prompt_template", "{prompt}"))
-        if template.count("{prompt}") != 1:
-            raise ConfigError(f"system.prompt_processor.prompt_template must contain {{prompt}} once, got {template!r}"
-                              ' (e.g. "a normal map of {prompt}")')
         try:
-            prompt = template.replace("{prompt}", without_words(pp.get("prompt", ""), pp.get("drop_words") or []))
+            prompt = styled_prompt(pp.get("prompt", ""), str(pp.get("prompt_template", "{prompt}")),
+                                   pp.get("drop_words") or [])
         except ValueError as err:
             raise ConfigError(str(err)) from None
         check_prompts(tokenizer, [view_prompt(prompt, "overhead"), pp.get("negative_prompt", "")], name)

@@ -6,8 +6,8 @@ distribution stage 1 samples (`ui3d.data.cameras.CameraConfig`: distance 1.0–1
 camera's upper left, white background, `supersample`² samples per pixel) and builds the prompt
 "a red striped vase, side view". With probability `normal_map_prob` a sample is instead the object's normal map
 ((n + 1)/2 of the world-space normals over the background, as `mesh-rasterizer`'s `comp_normal_vis`), prompted
-"a normal map of a vase, side view": the style a geometry stage guides. Images are float tensors [3, H, W] **in [0, 1]** (map to [−1, 1] with 2x − 1
-for a diffusion model). Sample i of a split is a pure function of (seed, split, i): the "val" and "test" splits
+"a normal map of a vase, side view": the style a geometry stage guides. Images are float tensors [3, H, W]
+**in [0, 1]** (map to [−1, 1] with 2x − 1 for a diffusion model). Sample i of a split is a pure function of (seed, split, i): the "val" and "test" splits
 are fixed held-out sets drawn from independent random streams.
 
     python -m ui3d.teachers.embedded.dataset --grid outputs/renders.png   # one row per category
@@ -95,8 +95,8 @@ class EmbeddedDataConfig:
 
 class EmbeddedRenderDataset(torch.utils.data.Dataset):
     """Deterministic random renders: item i is a dict with `image` [3, H, W] in [0, 1], `prompt`, `normal_map`
-    (whether the image is a normal map) and labels `category`, `variant`, `color`, `pattern`, `view`, `elevation_deg`, `azimuth_deg`, `camera_distance`,
-    `fovy` (radians)."""
+    (whether the image is a normal map) and labels `category`, `variant`, `color`, `pattern`, `view`,
+    `elevation_deg`, `azimuth_deg`, `camera_distance`, `fovy` (radians)."""
 
     def __init__(self, cfg: EmbeddedDataConfig | None = None, split: str = "train") -> None:
         if split not in SPLITS:
@@ -134,8 +134,8 @@ class EmbeddedRenderDataset(torch.utils.data.Dataset):
         normal_map = is_normal_map_prompt(prompt)
         image = render_object(spec, cams, self.cfg.resolution, supersample=self.cfg.supersample,
                               background=self.cfg.background, normal_map=normal_map)[0]
-        return {"image": image, "prompt": prompt, "normal_map": normal_map, "category": spec.category, "variant": spec.variant,
-                "color": spec.color, "pattern": spec.pattern,
+        return {"image": image, "prompt": prompt, "normal_map": normal_map, "category": spec.category,
+                "variant": spec.variant, "color": spec.color, "pattern": spec.pattern,
                 "view": view_direction(cams.elevation_deg, cams.azimuth_deg)[0],
                 "elevation_deg": cams.elevation_deg[0].item(), "azimuth_deg": cams.azimuth_deg[0].item(),
                 "camera_distance": cams.camera_distances[0].item(), "fovy": cams.fovy[0].item()}

@@ -2,8 +2,8 @@
 
     python -m ui3d.teachers.embedded.train                       # defaults: the shipped teacher
     python -m ui3d.teachers.embedded.train --steps 20 --out /tmp/t   # a quick check
-    python -m ui3d.teachers.embedded.train --init-from <teacher folder> --normal-map-prob 0.25 --steps 600 \
-        --lr 3e-4 --warmup 50 --work-dir outputs/embedded-teacher-normals   # then: the normal-map style learned
+    python -m ui3d.teachers.embedded.train --init-from <teacher folder> --normal-map-prob 0.4 --steps 1200 \
+        --lr 3e-4 --warmup 50 --work-dir outputs/embedded-teacher-normals   # then the normal maps: the shipped one
 
 `--init-from` starts from a trained teacher folder (its EMA weights; a word new to the vocabulary gets a fresh
 embedding row, the others keep theirs), as a fine-tune.
@@ -47,7 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--work-dir", type=Path, default=Path("outputs/embedded-teacher"), help="checkpoints and logs")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=25)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.init_from is not None and not (args.init_from / "model_index.json").is_file():
+        p.error(f"--init-from {args.init_from} is not a teacher folder (no model_index.json)")
+    if not 0.0 <= args.normal_map_prob <= 1.0:
+        p.error(f"--normal-map-prob {args.normal_map_prob} is not a probability (give 0 to 1)")
+    return args
 
 
 def init_from(modules: torch.nn.ModuleDict, tokenizer, folder: Path) -> None:
