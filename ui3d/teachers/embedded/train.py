@@ -26,7 +26,7 @@ from ui3d.diffusion.denoiser import from_denoised
 from ui3d.diffusion.weighting import truncated_snr_weight
 from ui3d.teachers.embedded import model as M
 from ui3d.teachers.embedded.dataset import EmbeddedDataConfig, EmbeddedRenderDataset
-from ui3d.teachers.loader import EMBEDDED_DIR
+from ui3d.teachers.loader import EMBEDDED_DIR, load_teacher
 from ui3d.teachers.training import run
 from ui3d.training import ema_decay, ema_update, mix_seed
 
@@ -58,15 +58,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def init_from(modules: torch.nn.ModuleDict, tokenizer, folder: Path) -> None:
     """Load a trained teacher's UNet and text encoder into `modules` ({"unet", "text"}), whose tokenizer may
     know more words: each word the old vocabulary had keeps its embedding row, a new one keeps its fresh init."""
-    from transformers import CLIPTextModel, PreTrainedTokenizerFast
-    from diffusers import UNet2DConditionModel
-
     folder = Path(folder)
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"--init-from {folder}: not a teacher folder (no model_index.json)")
-    modules["unet"].load_state_dict(UNet2DConditionModel.from_pretrained(folder / "unet").state_dict())
-    old_text = CLIPTextModel.from_pretrained(folder / "text_encoder")
-    old_vocab = PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer").get_vocab()
+    old = load_teacher(str(folder))  # the project's loader: safetensors only, never pickle
+    modules["unet"].load_state_dict(old.unet.state_dict())
+    old_text, old_vocab = old.text_encoder, old.tokenizer.get_vocab()
     state = old_text.state_dict()
     key = next(k for k in state if k.endswith("token_embedding.weight"))
     table = modules["text"].state_dict()[key].clone()
