@@ -24,3 +24,17 @@ def test_the_nearest_real_normal_map_names_the_category():
     # other cameras of the same shapes: mostly the right category (shapes differ more than cameras)
     accuracy = sum(p == t for p, t in zip(nearest_category(queries, bank, labels), labels)) / len(labels)
     assert accuracy > 0.5
+
+
+def test_sample_grids_keep_the_order_one_row_each(tmp_path):
+    import imageio.v3 as iio
+
+    from ui3d.benchmarks.embedded_teacher import save_rows
+
+    images = torch.zeros(6, 3, 2, 2)
+    images[1, 0] = 1.0  # row 0, column 1: red
+    images[3] = 1.0     # row 1, column 0: white
+    save_rows(images, 2, tmp_path / "g.png")
+    grid = iio.imread(tmp_path / "g.png")
+    assert grid.shape == (4, 6, 3)
+    assert tuple(grid[0, 2]) == (255, 0, 0) and tuple(grid[2, 0]) == (255, 255, 255) and grid[2, 2].sum() == 0

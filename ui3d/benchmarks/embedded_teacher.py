@@ -108,10 +108,14 @@ def normal_map_rows(teacher, per_category: int, steps: int, scales: list[float],
         seconds = time.time() - start
         rows.append(f"| CFG {scale:g} | {len(cats)} | {_accuracy(nearest_category(images, bank, labels), cats):.1%} "
                     f"| {unit_error(images).mean():.3f} | {seconds / len(cats):.2f} |")
-        grid = images.reshape(len(CATEGORIES), per_category, 3, *images.shape[-2:])
-        save_image(grid.permute(2, 0, 3, 1, 4).reshape(3, len(CATEGORIES) * images.shape[-2], -1),
-                   out.with_name(f"embedded_teacher_normals_cfg{scale:g}.png"))
+        save_rows(images, len(CATEGORIES), out.with_name(f"embedded_teacher_normals_cfg{scale:g}.png"))
     return rows
+
+
+def save_rows(images: torch.Tensor, rows: int, path: Path) -> None:
+    """Save images [rows · k, 3, R, R] as one PNG grid, k per row, in order."""
+    grid = images.reshape(rows, -1, 3, *images.shape[-2:])
+    save_image(grid.permute(2, 0, 3, 1, 4).reshape(3, rows * images.shape[-2], -1), path)
 
 
 def _accuracy(predicted: list[str], truth: list[str]) -> float:
@@ -152,13 +156,12 @@ def main(argv=None) -> None:
         images = sample(teacher, [t[0] for t in triples], args.steps, scale, args.seed)
         seconds = time.time() - start
         pred = classifier.predict(images)
-        cat_acc = sum(p == t[1] for p, t in zip(pred["category"], triples)) / n
-        col_acc = sum(p == t[2] for p, t in zip(pred["color"], triples)) / n
+        cat_acc = _accuracy(pred["category"], [t[1] for t in triples])
+        col_acc = _accuracy(pred["color"], [t[2] for t in triples])
         fd = frechet_distance(classifier.features(images), feats_real[:n])
         rows.append(f"| {scale:g} | {n} | {cat_acc:.1%} | {col_acc:.1%} | {fd:.2f} | {floor:.2f} | {seconds / n:.2f} |")
-        grid = images[: len(CATEGORIES) * len(COLORS)].reshape(len(CATEGORIES), len(COLORS), 3, *images.shape[-2:])
-        save_image(grid.permute(2, 0, 3, 1, 4).reshape(3, len(CATEGORIES) * images.shape[-2], -1),
-                   args.out.with_name(f"embedded_teacher_cfg{scale:g}.png"))
+        save_rows(images[: len(CATEGORIES) * len(COLORS)], len(CATEGORIES),
+                  args.out.with_name(f"embedded_teacher_cfg{scale:g}.png"))
     header = ("| CFG | samples | category acc. | colour acc. | Fréchet dist. (samples vs held-out) "
               "| floor (held-out halves) | s / sample |\n|" + " --- |" * 7)
     table = "\n".join([header, *rows])
