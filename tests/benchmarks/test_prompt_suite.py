@@ -108,16 +108,22 @@ def test_the_summary_averages_colour_and_pattern_over_the_prompts_that_name_them
 
 
 def test_the_mesh_table_counts_the_targets_on_the_exported_meshes():
-    def mesh(category, color, chamfer):
+    def mesh(category, color, chamfer, sphere=0.19, floor=0.028):
         views = {"category": category, **({"color": color} if color is not None else {})}
-        return {"views": views, "chamfer": chamfer, "sphere": 0.19}
+        return {"views": views, "chamfer": chamfer, "sphere": sphere, "floor": floor}
 
-    runs = [prompt_suite.Run("uniinstruct-fkl.yaml", p, all_stages=True) for p in ("a vase", "a red mug")]
+    prompts = ("a vase", "a red mug", "a ball")
+    runs = [prompt_suite.Run("uniinstruct-fkl.yaml", p, all_stages=True) for p in prompts]
     results = {runs[0]: {"meshes": {s: mesh(8, None, 0.05) for s in prompt_suite.STAGES}},
-               runs[1]: {"meshes": {s: mesh(5, 7, 0.25) for s in prompt_suite.STAGES}}}
+               runs[1]: {"meshes": {s: mesh(5, 7, 0.25) for s in prompt_suite.STAGES}},
+               runs[2]: {"meshes": {s: mesh(8, None, 0.04, sphere=0.029) for s in prompt_suite.STAGES}}}
     table = prompt_suite.mesh_table(results)
-    assert "category on ≥ 6 / 8 views for 1 / 2 prompts (50 %)" in table
-    assert "colour on ≥ 7 / 8 views for 1 / 1 prompts" in table and "Chamfer below the sphere's for 1 / 2" in table
+    assert "category on ≥ 6 / 8 views for 2 / 3 prompts (67 %)" in table
+    assert "colour on ≥ 7 / 8 views for 1 / 1 prompts" in table and "Chamfer below the sphere's for 1 / 3" in table
+    assert "ground-truth shape of 1 prompts' category" in table and "theirs 0.040" in table
+    assert "below the sphere's on 1 / 2 of the others" in table
+    del results[runs[2]]  # without a ball the table says nothing of the floor
+    assert "ground-truth" not in prompt_suite.mesh_table(results)
 
 
 def write_coloured_sphere(folder: Path, rgb: tuple[int, int, int]) -> Path:

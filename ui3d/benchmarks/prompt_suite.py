@@ -352,6 +352,12 @@ def seed_tables(results: dict[Run, dict], configs: list[str], prompts: list[str]
     return "\n".join(lines)
 
 
+def sphere_is_truth(mesh: dict) -> bool:
+    """The sphere baseline is one of the category's own shapes (the ball): its Chamfer is within 10 % of the
+    sampling floor, so a mesh falls below it only by sampling noise."""
+    return "floor" in mesh and mesh["sphere"] <= 1.1 * mesh["floor"]
+
+
 def mesh_table(results: dict[Run, dict]) -> str:
     runs = [r for r in results if r.all_stages]
     if not runs:
@@ -376,6 +382,13 @@ def mesh_table(results: dict[Run, dict]) -> str:
     lines = [head, *rows, "", f"Exported meshes (after stage 3): category on ≥ 6 / 8 views for {cat6} / {n} "
              f"prompts ({_pct(cat6 / n)} %); colour on ≥ 7 / 8 views for {col7} / {len(colored)} prompts that name "
              f"one; Chamfer below the sphere's for {below} / {n} ({_pct(below / n)} %)."]
+    spheres = [m for m in final if sphere_is_truth(m)]
+    if spheres:
+        others = [m for m in final if not sphere_is_truth(m)]
+        lines[-1] += (f" The sphere is itself a ground-truth shape of {len(spheres)} prompts' category: its Chamfer "
+                      f"there is the sampling floor ({statistics.mean(m['floor'] for m in spheres):.3f}, what an exact "
+                      f"copy scores), theirs {', '.join(format(m['chamfer'], '.3f') for m in spheres)}; below the sphere's "
+                      f"on {sum(m['chamfer'] < m['sphere'] for m in others)} / {len(others)} of the others.")
     for stage in STAGES:
         mean_chamfer = statistics.mean(results[r]["meshes"][stage]["chamfer"] for r in runs)
         mean_cat = statistics.mean(results[r]["meshes"][stage]["views"]["category"] for r in runs)
